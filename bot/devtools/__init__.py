@@ -1,0 +1,1 @@
+"""Tools for development, evaluation and benchmarks (not used on the production path)."""

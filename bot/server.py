@@ -1,0 +1,104 @@
+"""The bot service's HTTP side: ``/nlg`` and ``/webhook`` for the engine, ``/healthz``.
+
+aiohttp because python-telegram-bot's webhook mode and the operator console (later issues)
+share this server; rasa-sdk's own Sanic server would be a second one to run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from rasa_sdk.executor import ActionExecutor
+from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+
+from bot.config import Settings
+from bot.engine import EngineClient
+from bot.nlg import ResponseRenderer
+from bot.responses import load_contacts, load_responses
+
+log = logging.getLogger(__name__)
+
+RENDERER = web.AppKey("renderer", ResponseRenderer)
+EXECUTOR = web.AppKey("executor", ActionExecutor)
+ENGINE = web.AppKey("engine", EngineClient)
+SETTINGS = web.AppKey("settings", Settings)
+
+MAX_BODY = 4 * 1024 * 1024  # trackers grow with the conversation; 4 MiB is generous
+
+
+def build_renderer(settings: Settings) -> ResponseRenderer:
+    return ResponseRenderer(
+        load_responses(settings.responses_dir), load_contacts(settings.knowledge_dir)
+    )
+
+
+async def nlg(request: web.Request) -> web.Response:
+    """Render one response for the engine in the conversation's language."""
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return web.json_response({"error": "invalid JSON"}, status=400)
+    if not isinstance(body, dict):
+        return web.json_response({"error": "expected an object"}, status=400)
+    return web.json_response(request.app[RENDERER].render_for_engine(body))
+
+
+async def action_webhook(request: web.Request) -> web.Response:
+    """Run a custom action with rasa-sdk's executor (same wire format as ``rasa run actions``)."""
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return web.json_response({"error": "invalid JSON"}, status=400)
+    executor = request.app[EXECUTOR]
+    try:
+        result = await executor.run(body)
+    except ActionExecutionRejection as exc:
+        return web.json_response({"error": exc.message, "action_name": exc.action_name}, status=400)
+    except ActionNotFoundException as exc:
+        return web.json_response({"error": exc.message, "action_name": exc.action_name}, status=404)
+    except Exception:
+        log.exception("action %s failed", body.get("next_action"))
+        return web.json_response({"error": "action failed"}, status=500)
+    if result is None:
+        return web.json_response({"events": [], "responses": []})
+    return web.json_response(result.model_dump())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness of this service plus whether the engine is ready (for operators and tests)."""
+    engine_ready = await request.app[ENGINE].ready()
+    return web.json_response({"status": "ok", "engine": "ready" if engine_ready else "down"})
+
+
+def make_executor() -> ActionExecutor:
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    return executor
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application; the caller runs it (runner, tests)."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[RENDERER] = build_renderer(settings)
+    app[EXECUTOR] = make_executor()
+    app[ENGINE] = EngineClient(settings.engine_url, settings.rasa_token, settings.engine_timeout)
+
+    async def close_engine(app: web.Application) -> None:
+        await app[ENGINE].close()
+
+    app.on_cleanup.append(close_engine)
+    app.router.add_post("/nlg", nlg)
+    app.router.add_post("/webhook", action_webhook)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start ``app`` on host:port and return its runner (call ``cleanup()`` to stop)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

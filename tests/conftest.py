@@ -1,0 +1,50 @@
+"""Shared fixtures. The engine starts once per test session (loading a model takes ~70 s)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.config import ROOT, Settings
+from bot.responses import load_contacts, load_responses
+from bot.stack import RunningStack, free_port, running_stack
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def responses() -> dict:
+    return load_responses(ROOT / "responses")
+
+
+@pytest.fixture(scope="session")
+def contacts() -> dict:
+    return load_contacts(ROOT / "knowledge")
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    var = tmp_path_factory.mktemp("var")
+    return replace(
+        Settings(),
+        bot_port=free_port(),
+        database_url=f"sqlite:///{var / 'test.db'}",
+        secret_key="test-secret-not-for-production",
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningStack]:
+    """The real bot service and the real Rasa engine with the trained model."""
+    work = tmp_path_factory.mktemp("engine")
+    async with running_stack(settings, engine_port=free_port(), work_dir=work) as running:
+        yield running
