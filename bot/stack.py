@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -38,10 +39,17 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 class RunningStack:
     """Handles to a started stack: settings, the aiohttp app and an engine client."""
 
-    def __init__(self, settings: Settings, app: web.Application, engine: EngineClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        app: web.Application,
+        engine: EngineClient,
+        engine_proc: subprocess.Popen[bytes],
+    ) -> None:
         self.settings = settings
         self.app = app
         self.engine = engine
+        self.engine_proc = engine_proc
 
     @property
     def bot_url(self) -> str:
@@ -76,7 +84,7 @@ async def running_stack(
     try:
         await wait_ready(engine, proc, load_timeout)
         log.info("engine ready")
-        yield RunningStack(settings, app, engine)
+        yield RunningStack(settings, app, engine, proc)
     finally:
         await engine.close()
         stop_engine(proc)

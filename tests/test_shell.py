@@ -1,0 +1,25 @@
+"""The terminal chat (`make shell`) through the real engine."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.shell import chat
+
+pytestmark = pytest.mark.engine
+
+
+async def test_shell_chat_in_two_languages_with_buttons(stack, contacts) -> None:
+    stdin = io.StringIO("salam\n2\nмне нужен номер горячей линии\n/quit\n")
+    stdout = io.StringIO()
+    await chat(stack.engine, stdin=stdin, stdout=stdout)
+    out = stdout.getvalue()
+    assert "Salam." in out  # Azerbaijani greeting
+    assert "[2] Telefon nömrələri" in out
+    # Pressing button 2 sends /ask_hotline: numbers, still in Azerbaijani.
+    assert "insan alverinə qarşı qaynar xətt" in out
+    # The next message is Russian, and so is the answer.
+    assert "горячая линия по борьбе с торговлей людьми" in out
+    assert contacts["trafficking_hotline"].number in out
