@@ -52,17 +52,60 @@ async def _shell(settings: Settings) -> None:
         await chat(stack.engine)
 
 
+def _kb(settings: Settings, action: str) -> int:
+    """``ctip kb check`` / ``ctip kb load``: validate knowledge/, then (load) write it to the DB."""
+    from bot.knowledge import load_into, read_knowledge
+
+    kb = read_knowledge(settings.knowledge_dir)
+    if kb.errors:
+        for error in kb.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(kb.errors)} problem(s) in knowledge/", file=sys.stderr)
+        return 1
+    if action == "check":
+        counts = {file: len(entries) for file, entries in kb.entries.items()}
+        print(f"knowledge/ is valid: {counts}, cities: {len(kb.cities)}")
+        return 0
+    from bot.storage.db import make_engine, make_sessionmaker
+    from bot.storage.schema import upgrade
+
+    upgrade(settings.database_url)
+
+    async def load() -> dict[str, int]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await load_into(session, kb)
+        finally:
+            await engine.dispose()
+
+    print(f"loaded into the database: {asyncio.run(load())}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ctip", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the engine and the bot service")
     sub.add_parser("shell", help="chat with the assistant in this terminal")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    kb = sub.add_parser("kb", help="knowledge base")
+    kb.add_argument("action", choices=["check", "load"])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings.from_env()
     Path(settings.var_dir).mkdir(parents=True, exist_ok=True)
+    if args.command == "kb":
+        return _kb(settings, args.action)
+    if args.command == "db":
+        from bot.storage.schema import upgrade
+
+        upgrade(settings.database_url)
+        print("database schema is up to date")
+        return 0
     try:
         if args.command == "run":
             asyncio.run(_run(settings))

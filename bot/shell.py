@@ -10,14 +10,22 @@ import asyncio
 import sys
 import uuid
 
+from bot.config import ROOT
 from bot.engine import EngineClient, EngineError
 from bot.language import DEFAULT_LANGUAGE, detect
+from bot.nlg import ResponseRenderer
+from bot.responses import load_contacts, load_responses
 
 
 async def chat(engine: EngineClient, stdin=sys.stdin, stdout=sys.stdout) -> None:
-    """Read lines from ``stdin`` until EOF or /quit, print the bot's replies."""
+    """Read lines from ``stdin`` until EOF or /quit, print the bot's replies.
+
+    When the engine fails, the person still gets the default answer with the hotline numbers,
+    rendered locally from ``responses/``.
+    """
+    local = ResponseRenderer(load_responses(ROOT / "responses"), load_contacts(ROOT / "knowledge"))
     sender = f"shell-{uuid.uuid4().hex[:12]}"
-    language = DEFAULT_LANGUAGE
+    language: str | None = None  # unknown until the person writes
     buttons: list[dict[str, str]] = []
     print("Type a message (az/ru/en). /quit to leave. Numbers press buttons.", file=stdout)
     loop = asyncio.get_running_loop()
@@ -33,10 +41,11 @@ async def chat(engine: EngineClient, stdin=sys.stdin, stdout=sys.stdout) -> None
             text = buttons[int(text) - 1]["payload"]
         else:
             language = detect(text, prior=language) or language
+        language = language or DEFAULT_LANGUAGE
         try:
             replies = await engine.send(sender, text, {"language": language})
-        except EngineError as exc:
-            print(f"[engine unavailable: {exc}] In danger? Call 102 or 152.", file=stdout)
+        except EngineError:
+            print(f"bot: {local.render('utter_default', language)['text']}", file=stdout)
             continue
         buttons = []
         for reply in replies:

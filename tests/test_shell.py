@@ -23,3 +23,18 @@ async def test_shell_chat_in_two_languages_with_buttons(stack, contacts) -> None
     # The next message is Russian, and so is the answer.
     assert "горячая линия по борьбе с торговлей людьми" in out
     assert contacts["trafficking_hotline"].number in out
+
+
+async def test_shell_gives_numbers_when_engine_is_down(contacts) -> None:
+    from bot.engine import EngineClient
+    from bot.stack import free_port
+
+    engine = EngineClient(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    stdout = io.StringIO()
+    try:
+        await chat(engine, stdin=io.StringIO("меня заперли\n"), stdout=stdout)
+    finally:
+        await engine.close()
+    out = stdout.getvalue()
+    assert "Извините" in out
+    assert contacts["trafficking_hotline"].number in out and contacts["police"].number in out
