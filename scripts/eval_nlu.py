@@ -24,14 +24,26 @@ TARGET_EMERGENCY_RECALL = 1.0
 TARGET_FALSE_EMERGENCY = 0.02
 
 
+SPLITS = {
+    "heldout": "held-out split (written with the training data, never trained on)",
+    "fresh": "fresh split (written last, by a writer who saw neither training nor held-out data)",
+}
+
+
 async def main(model: Path, misses: int) -> int:
     settings = replace(Settings.from_env(), bot_port=free_port())
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         async with running_stack(
             settings, engine_port=free_port(), work_dir=Path(tmp), model=model
         ) as stack:
-            reports = await evaluate(stack.engine, ROOT / "eval" / "heldout")
-    print(format_reports(reports, show_misses=misses))
+            for split in SPLITS:
+                if (ROOT / "eval" / split).is_dir():
+                    results[split] = await evaluate(stack.engine, ROOT / "eval" / split)
+    for split, split_reports in results.items():
+        print(f"\n## {SPLITS[split]}")
+        print(format_reports(split_reports, show_misses=misses))
+    reports = results["heldout"]
     out = ROOT / "var" / "eval.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
@@ -57,7 +69,7 @@ async def main(model: Path, misses: int) -> int:
         for r in reports.values()
     )
     print(
-        f"targets: accuracy >= {TARGET_ACCURACY}, emergency recall = {TARGET_EMERGENCY_RECALL}, "
+        f"\ntargets on the held-out split: accuracy >= {TARGET_ACCURACY}, emergency recall = {TARGET_EMERGENCY_RECALL}, "
         f"false emergency <= {TARGET_FALSE_EMERGENCY}: {'MET' if ok else 'MISSED'}"
     )
     return 0 if ok else 1

@@ -71,7 +71,7 @@ def test_lookups_and_synonyms_cover_the_entities(root: Path) -> None:
             if "lookup" in block:
                 lookups[block["lookup"]] = block["examples"]
             if "synonym" in block:
-                synonyms[block["synonym"]] = block["examples"]
+                synonyms[block["synonym"]] = synonyms.get(block["synonym"], "") + block["examples"]
     assert {"city", "country", "document"} <= set(lookups)
 
     def forms(value: str) -> set[str]:

@@ -35,7 +35,8 @@ def test_every_utter_action_has_a_text(root: Path, responses: dict) -> None:
     for lang in LANGUAGES:
         missing = utters - set(responses[lang])
         assert not missing, f"{lang} lacks {sorted(missing)}"
-    unused = set(responses["en"]) - utters
+    # text_* keys are fragments the actions compose into answers, not engine responses.
+    unused = {k for k in responses["en"] if not k.startswith("text_")} - utters
     assert not unused, f"responses not declared in domain.yml actions: {sorted(unused)}"
 
 
