@@ -6,17 +6,25 @@ share this server; rasa-sdk's own Sanic server would be a second one to run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 
 from aiohttp import web
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actions import context as actions_context
 from bot.config import Settings
 from bot.engine import EngineClient
+from bot.knowledge import load_into, read_knowledge
 from bot.nlg import ResponseRenderer
 from bot.responses import load_contacts, load_responses
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.storage.repo import Repository
+from bot.storage.schema import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +32,7 @@ RENDERER = web.AppKey("renderer", ResponseRenderer)
 EXECUTOR = web.AppKey("executor", ActionExecutor)
 ENGINE = web.AppKey("engine", EngineClient)
 SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", AsyncEngine)
 
 MAX_BODY = 4 * 1024 * 1024  # trackers grow with the conversation; 4 MiB is generous
 
@@ -78,6 +87,22 @@ def make_executor() -> ActionExecutor:
     return executor
 
 
+async def prepare_database(settings: Settings) -> AsyncEngine:
+    """Migrate the schema and (re)load knowledge/ so the database matches the files.
+
+    Loading is idempotent and takes milliseconds; doing it at start-up means `make run` needs no
+    separate step. ``KB_AUTOLOAD=0`` leaves loading to ``ctip kb load`` (several replicas).
+    """
+    await asyncio.to_thread(upgrade, settings.database_url)
+    engine = make_engine(settings.database_url)
+    if os.environ.get("KB_AUTOLOAD", "1") != "0":
+        kb = read_knowledge(settings.knowledge_dir)
+        async with make_sessionmaker(engine)() as session:
+            counts = await load_into(session, kb)
+        log.info("knowledge loaded: %s", counts)
+    return engine
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; the caller runs it (runner, tests)."""
     app = web.Application(client_max_size=MAX_BODY)
@@ -86,10 +111,18 @@ def create_app(settings: Settings) -> web.Application:
     app[EXECUTOR] = make_executor()
     app[ENGINE] = EngineClient(settings.engine_url, settings.rasa_token, settings.engine_timeout)
 
-    async def close_engine(app: web.Application) -> None:
-        await app[ENGINE].close()
+    async def open_database(app: web.Application) -> None:
+        engine = await prepare_database(settings)
+        app[DB] = engine
+        actions_context.configure(Repository(make_sessionmaker(engine)), app[RENDERER])
 
-    app.on_cleanup.append(close_engine)
+    async def close_resources(app: web.Application) -> None:
+        await app[ENGINE].close()
+        if DB in app:
+            await app[DB].dispose()
+
+    app.on_startup.append(open_database)
+    app.on_cleanup.append(close_resources)
     app.router.add_post("/nlg", nlg)
     app.router.add_post("/webhook", action_webhook)
     app.router.add_get("/healthz", healthz)

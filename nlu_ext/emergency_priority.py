@@ -32,9 +32,7 @@ from rasa.shared.nlu.training_data.message import Message
 logger = logging.getLogger(__name__)
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class EmergencyPriority(GraphComponent, IntentClassifier):
     """Promote ``intent`` to the prediction when its probability reaches ``threshold``."""
 
@@ -76,7 +74,9 @@ class EmergencyPriority(GraphComponent, IntentClassifier):
             )
             if score >= self.threshold:
                 logger.debug(
-                    "promoting %s (%.3f) over %s", self.intent, score,
+                    "promoting %s (%.3f) over %s",
+                    self.intent,
+                    score,
                     current.get(INTENT_NAME_KEY),
                 )
                 message.set(

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.config import ROOT, Settings
+from bot.devtools.legal_eval import evaluate_legal, format_legal
 from bot.devtools.nlu_eval import evaluate, format_reports
 from bot.engine_process import MODEL_PATH
 from bot.stack import free_port, running_stack
@@ -44,6 +45,10 @@ async def main(model: Path, misses: int) -> int:
         print(f"\n## {SPLITS[split]}")
         print(format_reports(split_reports, show_misses=misses))
     reports = results["heldout"]
+    if (ROOT / "eval" / "legal_qa").is_dir():
+        legal = evaluate_legal(ROOT)
+        print("\n## legal QA: provision retrieval for lawyers' questions (target top-1 >= 0.85)")
+        print(format_legal(legal, show_misses=misses))
     out = ROOT / "var" / "eval.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(

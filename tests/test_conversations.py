@@ -115,7 +115,7 @@ async def test_explicit_language_choice_wins_over_detection(stack, responses, co
     assert replies[0]["text"] == renderer.render("utter_language_changed", "ru")["text"]
     # The person now writes English, but asked for Russian: the answer stays Russian.
     replies = await stack.engine.send(sender, "where can I find a shelter", {"language": "en"})
-    assert replies[0]["text"] == renderer.render("utter_ask_shelter", "ru")["text"]
+    assert replies[0]["text"] == renderer.render("utter_ask_city", "ru")["text"]
     tracker = await stack.engine.tracker(sender)
     assert tracker["slots"]["language"] == "ru"
 
@@ -142,3 +142,67 @@ async def test_entities_are_normalised(stack) -> None:
 def test_story_files_exist() -> None:
     for lang in ("az", "ru", "en"):
         assert (Path(ROOT) / "tests" / "stories" / f"{lang}.yml").exists()
+
+
+@pytest.mark.parametrize("lang", ["az", "ru", "en"])
+async def test_screening_to_a_high_risk_result(stack, responses, contacts, lang) -> None:
+    renderer = ResponseRenderer(responses, contacts)
+    sender = f"screen-{uuid.uuid4().hex}"
+    replies = await stack.engine.send(sender, "/start_screening", {"language": lang})
+    texts = [r.get("text") for r in replies]
+    assert renderer.render("utter_screening_intro", lang)["text"] in texts
+    assert renderer.render("utter_ask_ind_deception", lang)["text"] in texts
+    assert [b["payload"] for b in replies[-1]["buttons"]] == ["/affirm", "/deny", "/stop_screening"]
+    answers = ["/affirm", "/deny"] + ["/affirm"] * 9  # yes to 10 of 11 indicators
+    for answer in answers:
+        replies = await stack.engine.send(sender, answer, {"language": lang})
+    expected = renderer.render("utter_screening_high", lang, {"score": 10})["text"]
+    assert replies[0]["text"] == expected
+    assert "/human_handoff" in [b["payload"] for b in replies[0]["buttons"]]
+    tracker = await stack.engine.tracker(sender)
+    assert tracker["active_loop"] in ({}, None) or not tracker["active_loop"].get("name")
+    assert all(tracker["slots"][k] is None for k in tracker["slots"] if k.startswith("ind_"))
+
+
+async def test_screening_can_be_stopped(stack, responses, contacts) -> None:
+    renderer = ResponseRenderer(responses, contacts)
+    sender = f"screen-{uuid.uuid4().hex}"
+    await stack.engine.send(sender, "/start_screening", {"language": "ru"})
+    await stack.engine.send(sender, "/deny", {"language": "ru"})
+    replies = await stack.engine.send(sender, "/stop_screening", {"language": "ru"})
+    assert replies[0]["text"] == renderer.render("utter_screening_stopped", "ru")["text"]
+    # Afterwards the bot answers normally again.
+    replies = await stack.engine.send(sender, "какие у меня права", {"language": "ru"})
+    assert replies[0]["buttons"] and "/ask_rights" in replies[0]["buttons"][0]["payload"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "city"),
+    [
+        ("az", "Gəncədə sığınacaq lazımdır", "Gəncə"),
+        ("ru", "где найти убежище в Сумгаите", "Sumqayıt"),
+        ("en", "is there a shelter in Lankaran", "Lənkəran"),
+    ],
+)
+async def test_shelter_in_a_city(stack, lang, text, city) -> None:
+    replies = await stack.engine.send(f"shelter-{uuid.uuid4().hex}", text, {"language": lang})
+    body = replies[0]["text"]
+    assert "🏠" in body and city in body, body
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "article"),
+    [
+        (
+            "az",
+            "Cinayət Məcəlləsinin 144-1-ci maddəsi üzrə insan alverinə görə cəza nədir?",
+            "144-1",
+        ),
+        ("ru", "какая ответственность за принудительный труд по УК Азербайджана", "144-2"),
+        ("en", "what does the Criminal Code say about slavery and its penalties", "106"),
+    ],
+)
+async def test_lawyer_question_gets_a_cited_article(stack, lang, text, article) -> None:
+    replies = await stack.engine.send(f"lawyer-{uuid.uuid4().hex}", text, {"language": lang})
+    body = replies[0]["text"]
+    assert f" {article}" in body.splitlines()[0], body

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.knowledge import PHONE
 from bot.language import LANGUAGES
 from bot.responses import placeholders
 
@@ -96,7 +97,7 @@ def test_contacts_carry_source_and_date(contacts: dict) -> None:
     assert {"police", "trafficking_hotline", "emergency"} <= set(contacts)
     for contact in contacts.values():
         assert contact.source and re.match(r"\d{4}-\d{2}-\d{2}$", contact.checked)
-        assert re.fullmatch(r"\+?\d{3,15}", contact.number), contact.number
+        assert PHONE.match(contact.number), contact.number
         assert set(contact.name) == set(LANGUAGES)
 
 

@@ -1,0 +1,37 @@
+"""Requests for a human, recorded as escalations (the console issue builds the operator side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import context
+from actions.context import language_of
+
+PRIORITY_BY_INTENT = {"emergency": "urgent", "human_handoff": "high"}
+
+
+class ActionHandoff(Action):
+    """Record (or raise the priority of) this person's open escalation.
+
+    For an explicit request it also tells the person how to reach a human now; after an emergency
+    it stays silent, because the emergency answer has just been given.
+    """
+
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        ctx = context.get()
+        lang = language_of(tracker)
+        intent = (tracker.latest_message.get("intent") or {}).get("name") or "human_handoff"
+        priority = PRIORITY_BY_INTENT.get(intent, "normal")
+        await ctx.repo.record_escalation(tracker.sender_id, intent, priority, lang)
+        if intent != "emergency":
+            out = ctx.renderer.render("utter_human_handoff", lang)
+            dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
+        return []

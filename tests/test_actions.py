@@ -1,0 +1,177 @@
+"""Each custom action with real rasa-sdk Trackers against a real database (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+
+from actions import context
+from actions.contacts import ActionContacts
+from actions.fallback import ActionFallback
+from actions.handoff import ActionHandoff
+from actions.law import ActionLegalAnswer
+from actions.rights import ActionRights
+from actions.shelters import ActionShelter
+from bot.knowledge import read_knowledge
+from bot.nlg import ResponseRenderer
+from bot.storage.models import Escalation
+from tests.db import fresh_database, loaded_repository
+
+
+def tracker(
+    text: str = "",
+    intent: str = "greet",
+    lang: str = "en",
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+    sender: str = "u-test",
+) -> Tracker:
+    return Tracker(
+        sender_id=sender,
+        slots={"language": None, **(slots or {})},
+        latest_message={
+            "text": text,
+            "intent": {"name": intent, "confidence": 0.9},
+            "entities": entities or [],
+            "metadata": {"language": lang},
+        },
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
+async def repo(request, root: Path, tmp_path: Path, responses, contacts):
+    url = await fresh_database(request.param, tmp_path)
+    repository, engine = await loaded_repository(url, root / "knowledge")
+    context.configure(repository, ResponseRenderer(responses, contacts))
+    yield repository
+    await engine.dispose()
+
+
+async def run(action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, {})
+    return dispatcher.messages, events
+
+
+async def test_contacts_flag_unverified_entries(repo, contacts) -> None:
+    for lang, flag in [
+        ("en", "Not confirmed"),
+        ("ru", "Не подтверждено"),
+        ("az", "Təsdiqlənməyib"),
+    ]:
+        messages, _ = await run(ActionContacts(), tracker("numbers", "ask_hotline", lang))
+        text = messages[0]["text"]
+        assert contacts["trafficking_hotline"].number in text
+        for c in await repo.contacts("hotline"):
+            assert c.number in text
+            line = next(line for line in text.splitlines() if c.number in line)
+            assert (flag in line) == (not c.verified), line
+
+
+async def test_shelter_by_city_and_by_location(repo) -> None:
+    city = [{"entity": "city", "value": "Gəncə"}]
+    messages, _ = await run(ActionShelter(), tracker("shelter in ganja", "ask_shelter", "en", city))
+    by_city = messages[0]["text"]
+    assert "Gəncə" in by_city and "🏠" in by_city
+    # Coordinates near Baku (made up, in the city centre): the nearest place is in Bakı.
+    loc = {"latitude": 40.41, "longitude": 49.87}
+    messages, events = await run(
+        ActionShelter(), tracker("/share_location", "share_location", "ru", slots=loc)
+    )
+    first = next(line for line in messages[0]["text"].splitlines() if line.startswith("🏠"))
+    assert "Bakı" in first
+    assert {"event": "slot", "name": "latitude", "value": None} in [
+        {k: e[k] for k in ("event", "name", "value")} for e in events
+    ]
+
+
+async def test_shelter_asks_for_the_city_then_takes_a_bare_name(repo) -> None:
+    messages, events = await run(ActionShelter(), tracker("need a shelter", "ask_shelter", "az"))
+    assert "Hansı şəhər" in messages[0]["text"]
+    assert any('"city": "Bakı"' in b["payload"] for b in messages[0]["buttons"])
+    assert any(e["name"] == "awaiting_city" and e["value"] is True for e in events)
+    answer = tracker(
+        "Gencede", "nlu_fallback", "az", [{"entity": "city", "value": "Gəncə"}],
+        slots={"awaiting_city": True},
+    )  # fmt: skip
+    messages, _ = await run(ActionFallback(), answer)
+    assert "Gəncə" in messages[0]["text"] and "🏠" in messages[0]["text"]
+
+
+async def test_unknown_city_is_said_plainly(repo) -> None:
+    messages, _ = await run(
+        ActionShelter(),
+        tracker(
+            "shelter in Atlantis", "ask_shelter", "en", [{"entity": "city", "value": "Atlantis"}]
+        ),
+    )
+    assert "Atlantis" in messages[0]["text"] and "do not know" in messages[0]["text"]
+
+
+async def test_rights_list_and_tell_me_more(repo) -> None:
+    messages, _ = await run(ActionRights(), tracker("my rights", "ask_rights", "ru"))
+    rights = await repo.rights()
+    assert len(messages[0]["buttons"]) == len(rights)
+    payload = messages[0]["buttons"][0]["payload"]
+    right_id = re.search(r'"right_id": "(\w+)"', payload).group(1)
+    detail = tracker(payload, "ask_rights", "ru", [{"entity": "right_id", "value": right_id}])
+    messages, _ = await run(ActionRights(), detail)
+    right = next(r for r in rights if r.id == right_id)
+    assert right.texts["details"]["ru"] in messages[0]["text"]
+    assert right.source in messages[0]["text"]
+    unverified = [r for r in rights if not r.verified]
+    for r in unverified:
+        messages, _ = await run(
+            ActionRights(),
+            tracker("x", "ask_rights", "en", [{"entity": "right_id", "value": r.id}]),
+        )
+        assert "Not confirmed" in messages[0]["text"], r.id
+
+
+@pytest.mark.parametrize(
+    ("lang", "question", "article"),
+    [
+        ("en", "What is the penalty for trafficking in persons under Article 144-1?", "144-1"),
+        ("ru", "какое наказание за рабство по УК", "106"),
+        ("az", "insan alveri meqsedile senedlerle qanunsuz emeller ucun ceza", "144-3"),
+    ],
+)
+async def test_legal_answer_cites_an_article_from_knowledge(
+    repo, root, lang, question, article
+) -> None:
+    messages, _ = await run(ActionLegalAnswer(), tracker(question, "legal_question", lang))
+    text = messages[0]["text"]
+    articles = {str(p["article"]) for p in read_knowledge(root / "knowledge").entries["law.yml"]}
+    cited = re.search(r"(?:article|статья|maddə) (\S+) — ", text).group(1)
+    assert cited in articles
+    assert cited.startswith(article), text
+
+
+async def test_legal_answer_says_when_nothing_matches(repo) -> None:
+    messages, _ = await run(
+        ActionLegalAnswer(), tracker("qwzx plorp frumble", "legal_question", "en")
+    )
+    assert "could not find" in messages[0]["text"]
+
+
+async def test_handoff_records_one_open_case_and_raises_priority(repo) -> None:
+    await run(ActionHandoff(), tracker("operator", "human_handoff", "en", sender="person-a"))
+    messages, _ = await run(ActionHandoff(), tracker("HELP", "emergency", "en", sender="person-a"))
+    assert messages == []  # after an emergency the emergency answer has been given already
+    async with repo.sessions() as s:
+        cases = list(
+            (await s.scalars(select(Escalation).where(Escalation.user_key == "person-a"))).all()
+        )
+    assert len(cases) == 1 and cases[0].priority == "urgent" and cases[0].status == "queued"
