@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 RASA := $(RASA_VENV)/bin/rasa
 MODEL := models/ctip.tar.gz
 TRAIN_INPUTS := config.yml domain.yml $(shell find nlu_data -name '*.yml' 2>/dev/null) \
-	nlu_ext/folding_tokenizer.py bot/textnorm.py
+	$(wildcard nlu_ext/*.py) bot/textnorm.py
 export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
