@@ -19,8 +19,10 @@ def provision_document(p: Any, lang: str) -> str:
     texts = p.texts
     return " ".join(
         [p.article]
-        + [pick(texts.get(k), lang) for k in ("act", "title", "summary")]
-        + [pick(texts.get("keywords"), lang)] * 2  # keywords are written for search: weigh them
+        + [pick(texts.get(k), lang) for k in ("act", "summary")]
+        # Titles and keywords say what the provision is about: weigh them like BM25F fields.
+        + [pick(texts.get("title"), lang)] * 2
+        + [pick(texts.get("keywords"), lang)] * 2
     )
 
 
@@ -31,7 +33,10 @@ async def search(question: str, lang: str, k: int = 3) -> list[tuple[Any, float]
     key = (lang, version)
     if key not in _cache:
         _cache.clear()
-        _cache[key] = BM25Index({p.id: provision_document(p, lang) for p in provisions})
+        _cache[key] = BM25Index(
+            {p.id: provision_document(p, lang) for p in provisions},
+            articles={p.id: p.article for p in provisions},
+        )
     by_id = {p.id: p for p in provisions}
     return [(by_id[h.id], h.score) for h in _cache[key].search(question, k=k)]
 

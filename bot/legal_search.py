@@ -20,6 +20,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ARTICLE = re.compile(r"(?<![\d.])(\d{2,3}(?:-\d{1,2})?)(?:\.\d{1,2})*(?![\d])")
 PREFIX = 5
 ARTICLE_WEIGHT = 3.0
+OWN_ARTICLE_BONUS = 10.0
 
 STOPWORDS = frozenset(
     fold(w)
@@ -125,8 +126,16 @@ class Hit:
 class BM25Index:
     """Okapi BM25 over one language's documents."""
 
-    def __init__(self, docs: dict[str, str], k1: float = 1.4, b: float = 0.6) -> None:
+    def __init__(
+        self,
+        docs: dict[str, str],
+        k1: float = 1.4,
+        b: float = 0.6,
+        articles: dict[str, str] | None = None,
+    ) -> None:
         self.k1, self.b = k1, b
+        # A document's own article number: naming it in the query is the strongest evidence.
+        self.own = {d: f"art:{fold(a)}" for d, a in (articles or {}).items() if a and a != "—"}
         self.docs = {doc_id: Counter(tokens(text)) for doc_id, text in docs.items()}
         self.lengths = {doc_id: sum(c.values()) for doc_id, c in self.docs.items()}
         self.avg = sum(self.lengths.values()) / max(len(self.docs), 1)
@@ -152,6 +161,8 @@ class BM25Index:
                     tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * length / self.avg))
                 )
                 score += weight * self.idf[term] * norm * min(qtf, 2)
+            if self.own.get(doc_id) in q:
+                score += OWN_ARTICLE_BONUS
             if score >= min_score:
                 scores[doc_id] = score
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]

@@ -175,3 +175,35 @@ async def test_handoff_records_one_open_case_and_raises_priority(repo) -> None:
             (await s.scalars(select(Escalation).where(Escalation.user_key == "person-a"))).all()
         )
     assert len(cases) == 1 and cases[0].priority == "urgent" and cases[0].status == "queued"
+
+
+async def test_unverified_provision_is_flagged_in_the_answer(repo) -> None:
+    unverified = [p for p in await repo.provisions() if not p.verified and p.article != "—"]
+    assert unverified
+    for p in unverified:
+        messages, _ = await run(
+            ActionLegalAnswer(),
+            tracker(f"article {p.article} {p.texts['title']['en']}", "legal_question", "en"),
+        )
+        text = messages[0]["text"]
+        if f"article {p.article} —" in text.splitlines()[0]:
+            assert "Not confirmed" in text, text
+
+
+async def test_every_lawyer_question_cites_a_known_article_or_says_none(repo, root) -> None:
+    """Over the whole legal-QA set: an answer names a provision from knowledge/ or says so."""
+    import yaml
+
+    known = {(p.article, p.texts["title"]["en"]) for p in await repo.provisions()}
+    articles = {a for a, _ in known}
+    for lang in ("az", "ru", "en"):
+        data = yaml.safe_load((root / "eval" / "legal_qa" / f"{lang}.yml").read_text("utf-8"))
+        for item in data["questions"]:
+            messages, _ = await run(ActionLegalAnswer(), tracker(item["q"], "legal_question", lang))
+            first = messages[0]["text"].splitlines()[0]
+            cited = re.search(r"(?:article|статья|maddə) (\S+) — ", first)
+            if cited:
+                assert cited.group(1) in articles, first
+            else:
+                no_match = context.get().renderer.render("utter_legal_no_match", lang)["text"]
+                assert messages[0]["text"] == no_match or " — " in first, first

@@ -36,7 +36,10 @@ def evaluate_legal(root: Path) -> dict[str, LegalReport]:
     ]
     reports: dict[str, LegalReport] = {}
     for lang in LANGUAGES:
-        index = BM25Index({p.id: provision_document(p, lang) for p in provisions})
+        index = BM25Index(
+            {p.id: provision_document(p, lang) for p in provisions},
+            articles={p.id: p.article for p in provisions},
+        )
         data = yaml.safe_load((root / "eval" / "legal_qa" / f"{lang}.yml").read_text("utf-8"))
         report = LegalReport(lang)
         for item in data["questions"]:
