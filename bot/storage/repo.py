@@ -77,7 +77,10 @@ class Repository:
                     best = (km, name)
             if best is not None:
                 found.append(Nearby(org, best[1], best[0]))
-        return sorted(found, key=lambda n: (n.km, n.organisation.id))
+        # Nearest first; at equal distance (same city) confirmed organisations before unconfirmed.
+        return sorted(
+            found, key=lambda n: (round(n.km), not n.organisation.verified, n.organisation.id)
+        )
 
     async def rights(self) -> list[KbRight]:
         async with self.sessions() as s:
