@@ -18,8 +18,8 @@ pytestmark = pytest.mark.engine
 # bit-for-bit reproducible, and one message either way must not turn CI red.
 FLOORS = {
     # split: (accuracy, emergency recall, false-emergency rate)
-    "heldout": (0.92, 0.94, 0.035),
-    "fresh": (0.92, 0.96, 0.035),
+    "heldout": (0.92, 0.94, 0.05),
+    "fresh": (0.92, 0.96, 0.05),
 }
 
 
