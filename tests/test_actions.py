@@ -207,3 +207,45 @@ async def test_every_lawyer_question_cites_a_known_article_or_says_none(repo, ro
             else:
                 no_match = context.get().renderer.render("utter_legal_no_match", lang)["text"]
                 assert messages[0]["text"] == no_match or " — " in first, first
+
+
+async def test_screening_result_high_risk_records_and_offers_a_person(repo) -> None:
+    from actions.screening import INDICATORS, ActionScreeningResult
+    from bot.storage.models import Screening
+
+    answers = {k: False for k in INDICATORS}
+    answers.update(ind_restricted_movement=True, ind_documents_retained=True)
+    t = tracker("/affirm", "affirm", "az", slots=answers, sender="person-s")
+    messages, events = await run(ActionScreeningResult(), t)
+    assert "/human_handoff" in [b["payload"] for b in messages[0]["buttons"]]
+    assert {e["name"] for e in events} == set(INDICATORS)  # answers reset for a new screening
+    async with repo.sessions() as s:
+        row = await s.scalar(select(Screening).where(Screening.user_key == "person-s"))
+        case = await s.scalar(select(Escalation).where(Escalation.user_key == "person-s"))
+    assert row.risk == "high" and row.completed and row.score == 2
+    assert case.priority == "high" and case.reason == "screening_high"
+
+
+async def test_screening_stopped_early_is_recorded_as_incomplete(repo) -> None:
+    from actions.screening import ActionScreeningResult
+    from bot.storage.models import Screening
+
+    t = tracker(
+        "/stop_screening", "stop_screening", "en", slots={"ind_deception": True}, sender="p-t"
+    )
+    messages, _ = await run(ActionScreeningResult(), t)
+    assert messages[0]["text"].startswith("We stopped the questions")
+    async with repo.sessions() as s:
+        row = await s.scalar(select(Screening).where(Screening.user_key == "p-t"))
+    assert not row.completed and row.risk == "medium"
+
+
+async def test_change_language_action(repo) -> None:
+    from actions.language import ActionChangeLanguage
+
+    named = tracker("по-русски", "change_language", "az", [{"entity": "language", "value": "ru"}])
+    messages, events = await run(ActionChangeLanguage(), named)
+    assert messages[0]["response"] == "utter_language_changed" and messages[0]["language"] == "ru"
+    assert events[0]["name"] == "language" and events[0]["value"] == "ru"
+    messages, events = await run(ActionChangeLanguage(), tracker("dil", "change_language", "az"))
+    assert messages[0]["response"] == "utter_ask_language" and events == []
