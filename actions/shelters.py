@@ -47,6 +47,13 @@ class ActionShelter(Action):
         lang = language_of(tracker)
         lat, lon = _float(tracker.get_slot("latitude")), _float(tracker.get_slot("longitude"))
         city = _city_from_message(tracker) or tracker.get_slot("city")
+        known = {c.name: c for c in await ctx.repo.cities()}
+
+        def shown(name: str) -> str:
+            """The city's name in the conversation's language (canonical is Azerbaijani)."""
+            c = known.get(name)
+            return str((c.names or {}).get(lang) or name) if c else name
+
         if lat is None or lon is None:
             if not city:
                 out = ctx.renderer.render("utter_ask_city", lang)
@@ -56,7 +63,6 @@ class ActionShelter(Action):
                 ]
                 dispatcher.utter_message(text=out["text"], buttons=buttons)
                 return [SlotSet("awaiting_city", True)]
-            known = {c.name: c for c in await ctx.repo.cities()}
             if city not in known:
                 dispatcher.utter_message(
                     **_plain(ctx.renderer.render("utter_city_unknown", lang, {"city": city}))
@@ -68,7 +74,7 @@ class ActionShelter(Action):
         lines = []
         for n in nearby[:MAX_SHOWN]:
             org = n.organisation
-            line = f"🏠 {pick(org.texts.get('name'), lang)} — {n.city}"
+            line = f"🏠 {pick(org.texts.get('name'), lang)} — {shown(n.city)}"
             if n.km >= 5:
                 line += f" (~{n.km:.0f} km)"
             line += f"\n   {pick(org.texts.get('offers'), lang)}"
@@ -81,7 +87,7 @@ class ActionShelter(Action):
             if not org.verified:
                 line += f"\n   {unverified}"
             lines.append(line)
-        place = city or ctx.renderer.render("text_your_location", lang)["text"]
+        place = shown(city) if city else ctx.renderer.render("text_your_location", lang)["text"]
         out = ctx.renderer.render(
             "utter_shelters", lang, {"place": place, "items": "\n".join(lines)}
         )

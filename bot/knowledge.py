@@ -148,6 +148,9 @@ def read_knowledge(directory: Path) -> Knowledge:
                     kb.errors.append(f"{where}: needs numeric lat and lon")
                 elif not (38.0 <= lat <= 42.5 and 44.5 <= lon <= 51.0):
                     kb.errors.append(f"{where}: coordinates outside Azerbaijan")
+                names = city.get("names")
+                if not isinstance(names, dict) or any(not names.get(lang) for lang in LANGUAGES):
+                    kb.errors.append(f"{where}: 'names' needs az, ru and en")
                 _check_provenance(where, city, kb.errors)
     _check_references(kb)
     return kb
@@ -217,7 +220,12 @@ async def load_into(session: AsyncSession, kb: Knowledge) -> dict[str, int]:
         )  # fmt: skip
     await session.flush()
     for city in kb.cities:
-        session.add(KbCity(name=city["name"], lat=city["lat"], lon=city["lon"], **_prov(city)))
+        session.add(
+            KbCity(
+                name=city["name"], names=_strip(city.get("names") or {}),
+                lat=city["lat"], lon=city["lon"], **_prov(city),
+            )
+        )  # fmt: skip
     for o in kb.entries["organisations.yml"]:
         coords = o.get("coordinates") or {}
         session.add(

@@ -84,14 +84,14 @@ async def test_shelter_by_city_and_by_location(repo) -> None:
     city = [{"entity": "city", "value": "Gəncə"}]
     messages, _ = await run(ActionShelter(), tracker("shelter in ganja", "ask_shelter", "en", city))
     by_city = messages[0]["text"]
-    assert "Gəncə" in by_city and "🏠" in by_city
+    assert "Ganja" in by_city and "🏠" in by_city  # city names in the conversation's language
     # Coordinates near Baku (made up, in the city centre): the nearest place is in Bakı.
     loc = {"latitude": 40.41, "longitude": 49.87}
     messages, events = await run(
         ActionShelter(), tracker("/share_location", "share_location", "ru", slots=loc)
     )
     first = next(line for line in messages[0]["text"].splitlines() if line.startswith("🏠"))
-    assert "Bakı" in first
+    assert "Баку" in first
     assert {"event": "slot", "name": "latitude", "value": None} in [
         {k: e[k] for k in ("event", "name", "value")} for e in events
     ]

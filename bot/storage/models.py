@@ -42,6 +42,7 @@ class KbCity(Provenance, Base):
     __tablename__ = "kb_cities"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    names: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {az, ru, en} for display
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
 

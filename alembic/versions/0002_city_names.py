@@ -1,0 +1,27 @@
+"""city names in az/ru/en for display
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29 05:15:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("kb_cities") as batch_op:
+        batch_op.add_column(sa.Column("names", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("kb_cities") as batch_op:
+        batch_op.drop_column("names")
