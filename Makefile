@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON311 ?= $(shell command -v python3.11 || command -v python3)
+PYTHON311 ?= $(shell command -v python3.11 || ls -d $${PYENV_ROOT:-$${HOME:-/root}/.pyenv}/versions/3.11*/bin/python3.11 2>/dev/null | tail -1 || command -v python3)
 VENV := .venv
 RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python

@@ -3,8 +3,10 @@
 set -u
 candidates=()
 [ -n "${PYTHON310:-}" ] && candidates+=("$PYTHON310")
-root="${PYENV_ROOT:-$HOME/.pyenv}"
-for p in "$root"/versions/3.10*/bin/python3.10; do [ -x "$p" ] && candidates+=("$p"); done
+root="${PYENV_ROOT:-${HOME:-/root}/.pyenv}"
+for p in "$root"/versions/3.10*/bin/python3.10 /root/.pyenv/versions/3.10*/bin/python3.10; do
+  [ -x "$p" ] && candidates+=("$p")
+done
 command -v python3.10 >/dev/null 2>&1 && candidates+=("$(command -v python3.10)")
 for p in /usr/bin/python3.10 /usr/local/bin/python3.10; do [ -x "$p" ] && candidates+=("$p"); done
 for p in "${candidates[@]}"; do
