@@ -32,7 +32,9 @@ async def search(question: str, lang: str, k: int = 3) -> list[tuple[Any, float]
     version = "|".join(f"{p.id}:{p.checked}" for p in provisions)
     key = (lang, version)
     if key not in _cache:
-        _cache.clear()
+        # Drop only indexes of an older knowledge version; keep the other languages' indexes.
+        for stale in [k for k in _cache if k[1] != version]:
+            del _cache[stale]
         _cache[key] = BM25Index(
             {p.id: provision_document(p, lang) for p in provisions},
             articles={p.id: p.article for p in provisions},

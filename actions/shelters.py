@@ -64,12 +64,12 @@ class ActionShelter(Action):
                 dispatcher.utter_message(text=out["text"], buttons=buttons)
                 return [SlotSet("awaiting_city", True)]
             if city not in known:
-                dispatcher.utter_message(
-                    **_plain(ctx.renderer.render("utter_city_unknown", lang, {"city": city}))
-                )
+                out = ctx.renderer.render("utter_city_unknown", lang, {"city": city})
+                dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
                 return [SlotSet("awaiting_city", True), SlotSet("city", None)]
             lat, lon = known[city].lat, known[city].lon
         nearby = await ctx.repo.nearest("shelter", lat, lon)
+        phones = {c.id: c for c in await ctx.repo.contacts()}  # one query, not one per shelter
         unverified = ctx.renderer.render("text_unverified", lang)["text"]
         lines = []
         for n in nearby[:MAX_SHOWN]:
@@ -79,7 +79,7 @@ class ActionShelter(Action):
                 line += f" (~{n.km:.0f} km)"
             line += f"\n   {pick(org.texts.get('offers'), lang)}"
             if org.phone:
-                contact = await ctx.repo.contact(org.phone)
+                contact = phones.get(org.phone)
                 if contact is not None:
                     line += f"\n   📞 {contact.number}" + (
                         "" if contact.verified else f" {unverified}"
@@ -97,7 +97,3 @@ class ActionShelter(Action):
             SlotSet("latitude", None),
             SlotSet("longitude", None),
         ]
-
-
-def _plain(rendered: dict[str, Any]) -> dict[str, Any]:
-    return {"text": rendered["text"], "buttons": rendered["buttons"]}

@@ -48,10 +48,6 @@ class Repository:
             return rows
         return [c for c in rows if need in (c.needs or [])]
 
-    async def contact(self, contact_id: str) -> KbContact | None:
-        async with self.sessions() as s:
-            return await s.get(KbContact, contact_id)
-
     async def cities(self) -> list[KbCity]:
         async with self.sessions() as s:
             return list((await s.scalars(select(KbCity))).all())
