@@ -45,6 +45,9 @@ class Settings:
     telegram_webhook_secret: str | None = None
     secret_key: str = field(default="", repr=False)
     engine_timeout: float = 5.0
+    # The engine's SQL tracker store, so /forget can erase a conversation (set by running_stack).
+    tracker_store_url: str | None = None
+    retention_days: int = 30
 
     @property
     def responses_dir(self) -> Path:
@@ -75,4 +78,6 @@ class Settings:
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
             secret_key=_secret_key(var_dir),
             engine_timeout=float(env.get("ENGINE_TIMEOUT", "5")),
+            tracker_store_url=env.get("TRACKER_STORE_URL") or None,
+            retention_days=int(env.get("RETENTION_DAYS", "30")),
         )

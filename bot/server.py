@@ -33,6 +33,7 @@ EXECUTOR = web.AppKey("executor", ActionExecutor)
 ENGINE = web.AppKey("engine", EngineClient)
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)
+TELEGRAM = web.AppKey("telegram", object)  # bot.telegram.app.TelegramService when a token is set
 
 MAX_BODY = 4 * 1024 * 1024  # trackers grow with the conversation; 4 MiB is generous
 
@@ -81,6 +82,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "engine": "ready" if engine_ready else "down"})
 
 
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """Telegram's webhook (only in webhook mode; see bot.telegram.app)."""
+    service = request.app.get(TELEGRAM)
+    if service is None or not service.webhook_mode:
+        return web.json_response({"error": "webhook mode is off"}, status=404)
+    return await service.webhook(request)
+
+
 def make_executor() -> ActionExecutor:
     executor = ActionExecutor()
     executor.register_package("actions")
@@ -114,9 +123,26 @@ def create_app(settings: Settings) -> web.Application:
     async def open_database(app: web.Application) -> None:
         engine = await prepare_database(settings)
         app[DB] = engine
-        actions_context.configure(Repository(make_sessionmaker(engine)), app[RENDERER])
+        sessions = make_sessionmaker(engine)
+        repo = Repository(sessions)
+        actions_context.configure(repo, app[RENDERER])
+        if settings.telegram_token:
+            from bot.telegram.app import TelegramService
+            from bot.telegram.state import ChatStore
+
+            service = TelegramService(
+                settings,
+                engine=app[ENGINE],
+                renderer=app[RENDERER],
+                repo=repo,
+                chats=ChatStore(sessions),
+            )
+            await service.start()
+            app[TELEGRAM] = service
 
     async def close_resources(app: web.Application) -> None:
+        if TELEGRAM in app:
+            await app[TELEGRAM].stop()
         await app[ENGINE].close()
         if DB in app:
             await app[DB].dispose()
@@ -126,6 +152,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/nlg", nlg)
     app.router.add_post("/webhook", action_webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/telegram/webhook", telegram_webhook)
     return app
 
 

@@ -67,6 +67,8 @@ async def running_stack(
 ) -> AsyncIterator[RunningStack]:
     """Start the bot service, then the engine wired to it; stop both on exit."""
     settings = replace(settings, engine_url=f"http://127.0.0.1:{engine_port}")
+    if settings.tracker_store_url is None:
+        settings = replace(settings, tracker_store_url=f"sqlite:///{work_dir / 'tracker.db'}")
     app = create_app(settings)
     runner = await start_site(app, settings.bot_host, settings.bot_port)
     bot_url = f"http://{settings.bot_host}:{settings.bot_port}"

@@ -7,7 +7,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -108,4 +119,68 @@ class Screening(Base):
     score: Mapped[int] = mapped_column(Integer)
     risk: Mapped[str] = mapped_column(String(16))
     completed: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TelegramChat(Base):
+    """The one place a raw Telegram chat id is kept: needed to deliver late replies (retries,
+    operators). Everything else refers to the person by ``user_key``; ``/forget`` deletes the row.
+    """
+
+    __tablename__ = "tg_chats"
+
+    user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    language: Mapped[str | None] = mapped_column(String(2))  # explicit choice (/language)
+    last_language: Mapped[str | None] = mapped_column(String(2))  # detected on the last message
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TelegramUpdate(Base):
+    """Update ids seen, so a redelivered update is processed once, across restarts and replicas.
+
+    ``processing`` rows older than a few minutes are taken over: the replica that claimed them
+    died before finishing, and the redelivery must not be lost.
+    """
+
+    __tablename__ = "tg_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    claimed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class TelegramMessage(Base):
+    """Ids (never text) of the messages in a chat for 48 h, so ``/forget`` can delete them from
+    the person's phone: Telegram lets a bot delete messages in a private chat only that long.
+    """
+
+    __tablename__ = "tg_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(64), index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class PendingMessage(Base):
+    """A message the engine could not answer (down or too slow): kept until it is answered.
+
+    The text is stored only here and only until the retry succeeds; ``/forget`` deletes it.
+    """
+
+    __tablename__ = "tg_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(2))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

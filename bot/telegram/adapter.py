@@ -1,0 +1,328 @@
+"""What the Telegram adapter does with a person's message, independent of how PTB delivers it.
+
+The order follows DESIGN.md §4: who the person is (pseudonymous key, language), the safety net,
+then the engine with a timeout; when the engine fails the person gets the hotline numbers and the
+message waits in the database until the engine can answer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Bot
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+
+from bot.engine import EngineClient, EngineError
+from bot.language import DEFAULT_LANGUAGE, detect, normalize_code
+from bot.nlg import ResponseRenderer
+from bot.privacy import pseudonymise
+from bot.safety import is_emergency
+from bot.storage.repo import Repository
+from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
+from bot.telegram.state import ChatState, ChatStore
+from bot.tracker_eraser import TrackerEraser
+
+log = logging.getLogger(__name__)
+
+# Telegram never delivers more than 4096 characters; anything longer came from elsewhere and is
+# cut, with a note to the person. The engine gets at most this much.
+MAX_INPUT = 4096
+LANGUAGE_PAYLOAD = re.compile(r'^/change_language\{"language":\s*"(az|ru|en)"\}$')
+
+
+@dataclass(frozen=True)
+class Person:
+    """The sender of one update as the adapter sees them: no name, no Telegram id in logs."""
+
+    key: str  # pseudonymous id: what logs, the engine and the tables use
+    chat_id: int  # raw Telegram chat id: only to send messages
+    language: str  # the language to answer this turn in
+    state: ChatState
+
+
+class TelegramAdapter:
+    """Conversation logic shared by every PTB handler (and by the retry loop)."""
+
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        engine: EngineClient,
+        renderer: ResponseRenderer,
+        chats: ChatStore,
+        repo: Repository,
+        secret_key: str,
+        eraser: TrackerEraser | None = None,
+        retention_days: int = 30,
+        retry_interval: float = 2.0,
+    ) -> None:
+        self.bot = bot
+        self.engine = engine
+        self.renderer = renderer
+        self.chats = chats
+        self.repo = repo
+        self.secret_key = secret_key
+        self.eraser = eraser
+        self.retention_days = retention_days
+        self.retry_interval = retry_interval
+        self.tokens = PayloadTokens()
+        self.sender = Sender(bot, self.tokens)
+        self._person_locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start_background(self) -> None:
+        """Start the retry loop for pending messages and the hourly retention purge."""
+        self._tasks = [
+            asyncio.create_task(self._retry_loop(), name="ctip-retry-pending"),
+            asyncio.create_task(self._purge_loop(), name="ctip-retention"),
+        ]
+
+    async def stop_background(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # -- who is writing ----------------------------------------------------------------------
+    def key_of(self, telegram_user_id: int) -> str:
+        return pseudonymise(telegram_user_id, self.secret_key)
+
+    async def person(
+        self, user_id: int, chat_id: int, language_code: str | None, text: str | None = None
+    ) -> Person:
+        """Identify the sender and decide the language of this turn.
+
+        Precedence: an explicit choice (/language) > the language detected in this text, with
+        the last detected language (or Telegram's ``language_code`` for a new person) as the prior
+        for short texts > that prior > English.
+        """
+        key = self.key_of(user_id)
+        previous = await self.chats.get(key)
+        prior = (previous.last_language if previous else None) or normalize_code(language_code)
+        detected = detect(text, prior=prior) if text else None
+        state = await self.chats.touch(key, chat_id, detected)
+        language = state.language or detected or prior or DEFAULT_LANGUAGE
+        return Person(key, chat_id, language, state)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, key: str) -> AsyncIterator[None]:
+        """One turn at a time per person, shared by handlers and the retry loop."""
+        lock = self._person_locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key]
+                del self._person_locks[key]
+
+    # -- rendering and sending ---------------------------------------------------------------
+    def text(self, name: str, language: str, **values: Any) -> Outgoing:
+        rendered = self.renderer.render(name, language, values)
+        return Outgoing(rendered["text"], rendered["buttons"])
+
+    async def deliver(self, person: Person, replies: list[Outgoing], *, track: bool = True) -> bool:
+        """Send replies; remember their ids for /forget. False when the person blocked the bot."""
+        try:
+            ids = await self.sender.send(person.chat_id, replies)
+        except BlockedByUser:
+            log.info("%s blocked the bot; not sending", person.key)
+            await self.chats.set_blocked(person.key, True)
+            return False
+        if track:
+            await self.chats.track(person.key, person.chat_id, ids)
+        return True
+
+    async def received(self, person: Person, message_id: int) -> None:
+        """Remember the id of the person's own message (so /forget can delete it too)."""
+        await self.chats.track(person.key, person.chat_id, [message_id])
+
+    # -- turns -------------------------------------------------------------------------------
+    async def handle_text(self, person: Person, text: str) -> None:
+        """A typed message: safety net, then the engine."""
+        if is_emergency(text):
+            await self.emergency(person, reason="safety_net")
+            return
+        if not text.strip():
+            await self.deliver(person, [self.text("text_tg_empty", person.language)])
+            return
+        notes: list[Outgoing] = []
+        if len(text) > MAX_INPUT:
+            text = text[:MAX_INPUT]
+            notes.append(self.text("text_tg_too_long", person.language))
+        await self.converse(person, text, notes)
+
+    async def handle_payload(self, person: Person, payload: str) -> None:
+        """A button press or a location: an intent payload for the engine."""
+        match = LANGUAGE_PAYLOAD.match(payload)
+        if match:
+            await self.chats.set_language(person.key, match.group(1))
+            person = Person(person.key, person.chat_id, match.group(1), person.state)
+        await self.converse(person, payload)
+
+    async def handle_location(self, person: Person, latitude: float, longitude: float) -> None:
+        payload = "/share_location" + json.dumps(
+            {"latitude": round(latitude, 6), "longitude": round(longitude, 6)}
+        )
+        await self.converse(person, payload)
+
+    async def converse(
+        self, person: Person, text: str, prefix: list[Outgoing] | None = None
+    ) -> None:
+        """Send ``text`` to the engine and deliver its replies; on failure, fall back and keep it."""
+        async with self._locked(person.key):
+            replies: list[dict[str, Any]] | None = None
+            if await self._flush_pending(person.key):
+                typing = asyncio.create_task(self._keep_typing(person.chat_id))
+                try:
+                    replies = await self.engine.send(
+                        person.key, text, {"language": person.language}
+                    )
+                except EngineError as exc:
+                    log.warning("engine failed for %s: %s", person.key, exc)
+                finally:
+                    typing.cancel()
+            if replies is None:
+                await self.chats.add_pending(person.key, text, person.language)
+                self._wake.set()
+        if replies is None:
+            out = [self.text("text_tg_engine_down", person.language)]
+        else:
+            out = [
+                Outgoing(r.get("text") or "", r.get("buttons") or [])
+                for r in replies
+                if r.get("text") or r.get("buttons")
+            ]
+        await self.deliver(person, (prefix or []) + out)
+
+    async def _keep_typing(self, chat_id: int) -> None:
+        """'typing…' while the engine thinks (Telegram shows it for ~5 s per call)."""
+        with contextlib.suppress(TelegramError, asyncio.CancelledError):
+            await asyncio.sleep(0.3)  # quick answers need no indicator
+            while True:
+                await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+                await asyncio.sleep(4.5)
+
+    async def emergency(self, person: Person, *, reason: str) -> None:
+        """The emergency answer rendered here, without the engine; then an urgent case."""
+        started = time.perf_counter()
+        await self.deliver(person, [self.text("utter_emergency", person.language)])
+        log.info(
+            "emergency answer to %s in %.1f ms (%s)",
+            person.key,
+            (time.perf_counter() - started) * 1000,
+            reason,
+        )
+        try:
+            await self.repo.record_escalation(person.key, reason, "urgent", person.language)
+        except Exception:  # the answer went out; a database problem must not hide that
+            log.exception("could not record the urgent case for %s", person.key)
+
+    async def request_human(self, person: Person) -> None:
+        """/operator: record the request, tell the person how to reach a human now."""
+        await self.repo.record_escalation(person.key, "operator_command", "high", person.language)
+        await self.deliver(person, [self.text("utter_human_handoff", person.language)])
+
+    async def forget(self, person: Person, command_message_id: int) -> dict[str, int]:
+        """Erase the person's data and delete the chat's messages Telegram still allows."""
+        ids = sorted({m for c, m in await self.chats.deletable(person.key)} | {command_message_id})
+        deleted = 0
+        for start in range(0, len(ids), 100):  # deleteMessages takes up to 100 ids
+            chunk = ids[start : start + 100]
+            try:
+                await self.bot.delete_messages(person.chat_id, chunk)
+                deleted += len(chunk)
+            except TelegramError:
+                for message_id in chunk:  # some were too old or already gone: one by one
+                    with contextlib.suppress(TelegramError):
+                        await self.bot.delete_message(person.chat_id, message_id)
+                        deleted += 1
+        async with self._locked(person.key):
+            counts = await self.chats.forget(person.key)
+            if self.eraser is not None:
+                counts["engine_events"] = await self.eraser.erase(person.key)
+        counts["telegram_messages_deleted"] = deleted
+        log.info("erased %s: %s", person.key, counts)
+        # Not tracked: nothing about this person remains after this message.
+        await self.deliver(person, [self.text("text_tg_forget_done", person.language)], track=False)
+        return counts
+
+    # -- background --------------------------------------------------------------------------
+    async def _flush_pending(self, key: str) -> bool:
+        """Answer this person's waiting messages first, in order (caller holds their lock).
+
+        False when the engine still cannot answer them: the new message then waits behind them
+        instead of costing the person a second timeout.
+        """
+        for item in await self.chats.pending(key):
+            if not await self._answer_pending(item):
+                return False
+        return True
+
+    async def _answer_pending(self, item: Any) -> bool:
+        try:
+            replies = await self.engine.send(item.user_key, item.text, {"language": item.language})
+        except EngineError:
+            await self.chats.bump_pending(item.id)
+            return False
+        state = await self.chats.get(item.user_key)
+        await self.chats.drop_pending(item.id)
+        if state is None or state.blocked:
+            return True
+        person = Person(item.user_key, state.chat_id, item.language, state)
+        out = [self.text("text_tg_late_reply", item.language)] + [
+            Outgoing(r.get("text") or "", r.get("buttons") or [])
+            for r in replies
+            if r.get("text") or r.get("buttons")
+        ]
+        await self.deliver(person, out)
+        return True
+
+    async def _retry_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.retry_interval * 5)
+            self._wake.clear()
+            try:
+                while await self._retry_round():
+                    await asyncio.sleep(self.retry_interval)
+            except Exception:
+                log.exception("retry round failed")
+
+    async def _retry_round(self) -> bool:
+        """Try the waiting messages once; True when some are still waiting."""
+        waiting = await self.chats.pending()
+        if not waiting:
+            return False
+        if not await self.engine.ready():
+            return True
+        for item in waiting:
+            async with self._locked(item.user_key):
+                still_there = any(p.id == item.id for p in await self.chats.pending(item.user_key))
+                if still_there and not await self._answer_pending(item):
+                    return True
+        return bool(await self.chats.pending())
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.chats.purge(self.retention_days)
+            except Exception:
+                log.exception("retention purge failed")
+            await asyncio.sleep(3600)

@@ -1,0 +1,160 @@
+"""Adapter parts without a network: splitting, escaping, keyboards, and the tg_* tables
+(idempotency, message ids, pending messages, erasure, retention) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.storage.models import Escalation, Screening, TelegramMessage, TelegramUpdate, utcnow
+from bot.storage.repo import Repository
+from bot.telegram.delivery import (
+    CALLBACK_LIMIT,
+    PayloadTokens,
+    escape,
+    keyboard,
+    split_text,
+)
+from bot.telegram.state import ChatStore
+from tests.db import fresh_database
+
+
+def test_split_keeps_every_character_and_respects_the_limit() -> None:
+    text = ("Paragraph one is here.\n\n" + "word " * 1500 + "\nlast line").strip()
+    parts = split_text(text, 4096)
+    assert len(parts) > 1
+    assert all(0 < len(p) <= 4096 for p in parts)
+    assert "".join(parts).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace(
+        "\n", ""
+    )
+    assert not any(p.endswith("wor") for p in parts)  # cut at spaces, not inside words
+
+
+def test_split_hard_cuts_text_without_spaces() -> None:
+    parts = split_text("x" * 9000, 4096)
+    assert [len(p) for p in parts] == [4096, 4096, 808]
+
+
+def test_escape_makes_markup_literal() -> None:
+    assert escape("<script>alert('x')</script> & <b>") == (
+        "&lt;script&gt;alert('x')&lt;/script&gt; &amp; &lt;b&gt;"
+    )
+
+
+def test_long_payloads_travel_as_tokens() -> None:
+    tokens = PayloadTokens(capacity=2)
+    short = '/ask_rights{"right_id": "shelter"}'
+    assert tokens.encode(short) == short
+    long = '/ask_shelter{"city": "' + "Şəki" * 20 + '"}'
+    token = tokens.encode(long)
+    assert len(token.encode()) <= CALLBACK_LIMIT
+    assert tokens.decode(token) == long
+    tokens.encode("/a" + "x" * 80)
+    tokens.encode("/b" + "x" * 80)
+    assert tokens.decode(token) is None  # evicted: the button says "ask again"
+
+
+def test_keyboard_rows() -> None:
+    buttons = [
+        {"title": "Yes", "payload": "/affirm"},
+        {"title": "No", "payload": "/deny"},
+        {"title": "Stop the questions now please", "payload": "/stop_screening"},
+    ]
+    markup = keyboard(buttons, PayloadTokens())
+    assert markup is not None
+    rows = markup.inline_keyboard
+    assert [[b.text for b in row] for row in rows] == [
+        ["Yes", "No"],
+        ["Stop the questions now please"],
+    ]
+    assert rows[0][0].callback_data == "/affirm"
+    assert keyboard([], PayloadTokens()) is None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path):
+    url = await fresh_database(request.param, tmp_path)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    yield ChatStore(sessions), Repository(sessions), sessions
+    await engine.dispose()
+
+
+async def test_update_is_claimed_once_and_stale_claims_are_taken_over(store) -> None:
+    chats, _, sessions = store
+    assert await chats.claim_update(1001)
+    assert not await chats.claim_update(1001)  # in flight elsewhere
+    async with sessions() as s:  # the replica that claimed it died three minutes ago
+        await s.execute(
+            update(TelegramUpdate)
+            .where(TelegramUpdate.update_id == 1001)
+            .values(claimed_at=utcnow() - dt.timedelta(minutes=3))
+        )
+        await s.commit()
+    assert await chats.claim_update(1001)
+    await chats.finish_update(1001)
+    async with sessions() as s:
+        await s.execute(
+            update(TelegramUpdate).values(claimed_at=utcnow() - dt.timedelta(minutes=3))
+        )
+        await s.commit()
+    assert not await chats.claim_update(1001)  # finished: never again
+
+
+async def test_chat_state_language_and_blocking(store) -> None:
+    chats, _, _ = store
+    state = await chats.touch("u_test1", 555, "ru")
+    assert (state.chat_id, state.language, state.last_language) == (555, None, "ru")
+    await chats.set_language("u_test1", "az")
+    state = await chats.touch("u_test1", 555, "en")
+    assert (state.language, state.last_language) == ("az", "en")
+    await chats.set_blocked("u_test1", True)
+    assert (await chats.get("u_test1")).blocked
+    assert not (await chats.touch("u_test1", 555, None)).blocked  # wrote again: unblocked
+
+
+async def test_forget_leaves_nothing_of_the_person(store) -> None:
+    chats, repo, sessions = store
+    await chats.touch("u_gone", 77, "en")
+    await chats.touch("u_stays", 78, "en")
+    await chats.track("u_gone", 77, [1, 2, 3])
+    await chats.track("u_stays", 78, [9])
+    await chats.add_pending("u_gone", "a made-up message", "en")
+    await repo.record_escalation("u_gone", "test", "high", "en")
+    await repo.record_screening("u_gone", {"ind_violence": True}, 3, "medium", True)
+    assert [m for _, m in await chats.deletable("u_gone")] == [1, 2, 3]
+    counts = await chats.forget("u_gone")
+    assert counts["tg_messages"] == 3 and counts["escalations"] == 1 and counts["tg_chats"] == 1
+    assert await chats.get("u_gone") is None
+    assert await chats.pending("u_gone") == []
+    assert await chats.deletable("u_gone") == []
+    assert await chats.get("u_stays") is not None
+    assert await chats.deletable("u_stays") == [(78, 9)]
+
+
+async def test_retention_purge(store) -> None:
+    chats, repo, sessions = store
+    await chats.track("u_old", 5, [1, 2])
+    await repo.record_screening("u_old", {}, 0, "low", True)
+    case = await repo.record_escalation("u_old", "test", "normal", "en")
+    old = utcnow() - dt.timedelta(days=31)
+    async with sessions() as s:
+        await s.execute(update(TelegramMessage).values(sent_at=utcnow() - dt.timedelta(hours=49)))
+        await s.execute(update(Screening).values(created_at=old))
+        await s.execute(
+            update(Escalation)
+            .where(Escalation.id == case.id)
+            .values(status="closed", updated_at=old)
+        )
+        await s.commit()
+    await chats.track("u_old", 5, [3])
+    await chats.purge(retention_days=30)
+    assert [m for _, m in await chats.deletable("u_old")] == [3]
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Screening)) == 0
+        assert await s.scalar(select(func.count()).select_from(Escalation)) == 0
+        assert await s.scalar(select(func.count()).select_from(TelegramMessage)) == 1
