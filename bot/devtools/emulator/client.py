@@ -46,10 +46,10 @@ class EmulatorClient:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def _call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+    async def _call(self, verb: str, path: str, body: Any = None, **query: Any) -> Any:
         params = {k: str(v) for k, v in query.items() if v is not None}
         url = f"{self.base_url}/emulator/api{path}"
-        async with self._http().request(method, url, json=body, params=params) as response:
+        async with self._http().request(verb, url, json=body, params=params) as response:
             payload = await response.json(content_type=None)
             if response.status >= 400:
                 raise EmulatorError(response.status, (payload or {}).get("error", str(payload)))

@@ -128,7 +128,13 @@ def media_content(kind: str, user: dict[str, Any], seed: str) -> dict[str, Any]:
             "poll": {
                 "id": seed,
                 "question": "Test poll?",
-                "options": [{"text": "Yes", "voter_count": 0}, {"text": "No", "voter_count": 0}],
+                # persistent_id, allows_revoting, members_only: required since Bot API 9.6/10.0
+                "options": [
+                    {"text": "Yes", "voter_count": 0, "persistent_id": "0"},
+                    {"text": "No", "voter_count": 0, "persistent_id": "1"},
+                ],
+                "allows_revoting": False,
+                "members_only": False,
                 "total_voter_count": 0,
                 "is_closed": False,
                 "is_anonymous": True,

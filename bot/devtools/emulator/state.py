@@ -119,8 +119,13 @@ class Emulator:
             await asyncio.wait_for(event.wait(), timeout)
 
     def log_call(self, method: str, params: dict[str, Any], status: int, ok: bool) -> None:
+        """Keep a JSON-safe copy (uploaded files become a size note) for tests to query."""
+        safe = {
+            k: v if not isinstance(v, bytes | bytearray) else f"<{len(v)} bytes>"
+            for k, v in params.items()
+        }
         self.call_log.append(
-            {"method": method, "params": params, "time": time.time(), "status": status, "ok": ok}
+            {"method": method, "params": safe, "time": time.time(), "status": status, "ok": ok}
         )
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
