@@ -27,6 +27,7 @@ from bot.stack import free_port
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 TOKEN = "123456789:TEST-token-not-real"
+JSON_HEADERS = {"Content-Type": "application/json"}
 ALICE = 50001  # made-up people
 BORIS = 50002
 
@@ -90,6 +91,8 @@ async def test_raw_api_shapes(emu: RunningEmulator) -> None:
         multipart = aiohttp.FormData({"chat_id": str(ALICE), "text": "multi"})
         async with http.post(f"{base}/sendMessage", data=multipart()) as r:
             assert (await r.json())["result"]["text"] == "multi"
+        async with http.post(f"{base}/getMe", data=b"{oops", headers=JSON_HEADERS) as r:
+            assert r.status == 400
         async with http.get(f"{base}/sendMessage", params={"chat_id": ALICE, "text": "q"}) as r:
             assert (await r.json())["result"]["text"] == "q"
     calls = await emu.client.calls("sendMessage")
@@ -102,6 +105,13 @@ async def test_send_edit_delete_in_transcript(emu: RunningEmulator, bot: telegra
     sent = await bot.send_message(ALICE, "<b>Salam</b>, Aysel!", parse_mode="HTML")
     assert sent.text == "Salam, Aysel!" and sent.from_user.id == 123456789
     assert sent.chat.first_name == "Aysel"
+    reply = await bot.send_message(
+        ALICE, "reply", reply_parameters=telegram.ReplyParameters(message_id=sent.message_id)
+    )
+    assert reply.reply_to_message.message_id == sent.message_id
+    with pytest.raises(BadRequest, match="(?i)message to be replied not found"):
+        await bot.send_message(ALICE, "x", reply_parameters=telegram.ReplyParameters(9999))
+    await bot.delete_message(ALICE, reply.message_id)
     edited = await bot.edit_message_text("Salam again", chat_id=ALICE, message_id=sent.message_id)
     assert edited.text == "Salam again" and edited.edit_date is not None
     with pytest.raises(BadRequest, match="(?i)message is not modified"):
@@ -111,7 +121,7 @@ async def test_send_edit_delete_in_transcript(emu: RunningEmulator, bot: telegra
         await bot.delete_message(ALICE, sent.message_id)
 
     transcript = await emu.client.transcript(ALICE)
-    assert [e["direction"] for e in transcript] == ["in", "out"]
+    assert [e["direction"] for e in transcript] == ["in", "out", "out"]
     assert transcript[0]["text"] == "Salam"
     reply = transcript[1]
     assert reply["edited"] and reply["deleted"]

@@ -54,7 +54,11 @@ async def read_params(request: web.Request) -> Params:
     if request.method == "POST" and request.can_read_body:
         ctype = request.content_type
         if ctype == "application/json":
-            body = await request.json()
+            raw = await request.text()
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError as exc:
+                raise bad_request("can't parse JSON request body") from exc
             if isinstance(body, dict):
                 params.update(body)
         elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
