@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from bot.config import Settings
 from bot.language import warm_up
@@ -19,26 +23,43 @@ from bot.stack import port_in_use, running_stack
 
 log = logging.getLogger("ctip")
 
-NO_TOKEN_HELP = """\
-TELEGRAM_BOT_TOKEN is not set, so the assistant is not connected to Telegram.
-Chat with it locally in another terminal:  make shell
-(or set TELEGRAM_BOT_TOKEN and restart to serve Telegram)."""
+DEMO_TOKEN = "100000001:local-demo"  # accepted by the local emulator only
+
+
+def _engine_port(settings: Settings) -> int:
+    return urlparse(settings.engine_url).port or 5005
 
 
 async def _run(settings: Settings) -> None:
+    """Engine + bot service; without a Telegram token, also the local Bot API emulator and its
+    web chat, so a person can try the assistant through the same PTB code path as production."""
     warm_up()
-    work_dir = settings.var_dir / "engine"
-    async with running_stack(settings, engine_port=5005, work_dir=work_dir) as stack:
-        log.info("bot service on %s, engine on %s", stack.bot_url, settings.engine_url)
+    work_dir = Path(os.environ.get("ENGINE_WORK_DIR") or settings.var_dir / "engine")
+    async with contextlib.AsyncExitStack() as stack:
         if not settings.telegram_token:
-            print(NO_TOKEN_HELP, flush=True)
+            from bot.devtools.emulator import running_emulator
+
+            port = int(os.environ.get("EMULATOR_PORT", "8081"))
+            emulator = await stack.enter_async_context(running_emulator(port=port))
+            settings = replace(
+                settings, telegram_token=DEMO_TOKEN, telegram_api_base_url=emulator.url
+            )
+            print(
+                "TELEGRAM_BOT_TOKEN is not set: serving the local Telegram emulator instead.\n"
+                f"Chat with the assistant in a browser: {emulator.url}/",
+                flush=True,
+            )
+        running = await stack.enter_async_context(
+            running_stack(settings, engine_port=_engine_port(settings), work_dir=work_dir)
+        )
+        log.info("bot service on %s, engine on %s", running.bot_url, settings.engine_url)
         print("Ready. Ctrl-C stops the engine and the service.", flush=True)
         await asyncio.Event().wait()
 
 
 async def _shell(settings: Settings) -> None:
     warm_up()
-    if port_in_use(5005):
+    if port_in_use(_engine_port(settings)):
         from bot.engine import EngineClient
 
         async with EngineClient(settings.engine_url, settings.rasa_token) as engine:
@@ -47,7 +68,7 @@ async def _shell(settings: Settings) -> None:
                 return
     print("Starting the engine (about a minute to load the model)…", flush=True)
     async with running_stack(
-        settings, engine_port=5005, work_dir=settings.var_dir / "engine"
+        settings, engine_port=_engine_port(settings), work_dir=settings.var_dir / "engine"
     ) as stack:
         await chat(stack.engine)
 
@@ -96,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request URL at INFO, and Bot API URLs contain the bot token.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
     Path(settings.var_dir).mkdir(parents=True, exist_ok=True)
     if args.command == "kb":

@@ -10,8 +10,11 @@ import pytest
 import pytest_asyncio
 
 from bot.config import ROOT, Settings
+from bot.devtools.emulator import RunningEmulator, running_emulator
 from bot.responses import load_contacts, load_responses
 from bot.stack import RunningStack, free_port, running_stack
+
+TEST_BOT_TOKEN = "424242001:test-token"
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +32,24 @@ def contacts() -> dict:
     return load_contacts(ROOT / "knowledge")
 
 
+@pytest_asyncio.fixture(scope="session")
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    """The local Bot API emulator the session's bot service polls, as it would poll Telegram."""
+    async with running_emulator() as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory, emulator: RunningEmulator) -> Settings:
     var = tmp_path_factory.mktemp("var")
     return replace(
         Settings(),
         bot_port=free_port(),
         database_url=f"sqlite:///{var / 'test.db'}",
         secret_key="test-secret-not-for-production",
+        telegram_token=TEST_BOT_TOKEN,
+        telegram_api_base_url=emulator.url,
+        engine_timeout=3.0,
     )
 
 

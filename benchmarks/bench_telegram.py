@@ -1,0 +1,207 @@
+"""`make bench` (Telegram part): the adapter's cost over the engine alone, under 1, 10, 50 users.
+
+The bot service runs as `ctip run` in its own process (so its RSS is its own), polling the local
+Bot API emulator like it would poll Telegram; the engine is its child. This process plays the
+people: each simulated user sends a scripted conversation through the emulator and waits for
+the bot's answer before the next message. In the same run, the same scripts go straight to the
+engine's REST channel, so the adapter's overhead is a ratio of medians measured side by side.
+
+Counted per message: the replies the engine gives to that text (from the direct run) — fewer
+in the chat means a lost reply, more means a duplicate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from bot.config import ROOT
+from bot.devtools.emulator import running_emulator
+from bot.engine import EngineClient
+from bot.language import detect
+from bot.stack import free_port
+
+SCRIPTS = {
+    "en": ["hello", "my employer took my passport", "where can I find a shelter in Baku?",
+           "what are my rights?", "thank you"],
+    "ru": ["здравствуйте", "работодатель забрал мой паспорт", "где найти приют в Баку?",
+           "какие у меня права?", "спасибо"],
+    "az": ["salam", "işəgötürən pasportumu götürüb", "Bakıda sığınacaq harada var?",
+           "hüquqlarım nədir?", "təşəkkür edirəm"],
+}  # fmt: skip
+TOKEN = "900000001:bench-token"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+async def wait_ready(bot_url: str, proc: subprocess.Popen, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError("the bot service exited; see its log")
+            try:
+                async with http.get(f"{bot_url}/healthz") as resp:
+                    if resp.status == 200 and (await resp.json()).get("engine") == "ready":
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(1)
+    raise TimeoutError("the stack did not become ready")
+
+
+async def engine_direct(engine: EngineClient, users: int) -> tuple[list[float], dict[str, int]]:
+    """Each user runs its script straight against the engine; returns latencies and reply counts."""
+    latencies: list[float] = []
+    counts: dict[str, int] = {}
+
+    async def one(i: int) -> None:
+        lang = ("en", "ru", "az")[i % 3]
+        sender = f"bench-direct-{uuid.uuid4().hex[:10]}"
+        for text in SCRIPTS[lang]:
+            start = time.perf_counter()
+            replies = await engine.send(sender, text, {"language": detect(text) or lang})
+            latencies.append((time.perf_counter() - start) * 1000)
+            counts[text] = max(counts.get(text, 0), len(replies))
+
+    await asyncio.gather(*(one(i) for i in range(users)))
+    return latencies, counts
+
+
+async def through_telegram(
+    client, users: int, expected: dict[str, int], base_id: int
+) -> tuple[list[float], int, int, float]:
+    """Each user runs its script through the emulator; returns latencies, lost, duplicated, wall."""
+    latencies: list[float] = []
+    lost = 0
+
+    async def one(i: int) -> None:
+        nonlocal lost
+        lang = ("en", "ru", "az")[i % 3]
+        user = base_id + i
+        after = 0
+        for text in SCRIPTS[lang]:
+            start = time.perf_counter()
+            await client.send_text(user, text, language_code=lang)
+            try:
+                got = await client.wait_for(user, count=expected[text], after=after, timeout=30)
+            except TimeoutError:
+                lost += 1
+                events = await client.transcript(user, after=after)
+                got = [e for e in events if e["direction"] == "out"] or [{"seq": after}]
+            else:
+                latencies.append((time.perf_counter() - start) * 1000)
+            after = max(e["seq"] for e in got)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(users)))
+    wall = time.perf_counter() - start
+    await asyncio.sleep(1.0)  # late duplicates would arrive now
+    sent = 0
+    for i in range(users):
+        events = await client.transcript(base_id + i)
+        sent += len([e for e in events if e["direction"] == "out"])
+    want = sum(expected[t] for i in range(users) for t in SCRIPTS[("en", "ru", "az")[i % 3]])
+    return latencies, max(0, want - sent), max(0, sent - want), wall
+
+
+async def run(levels: list[int]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="ctip-bench-tg-"))
+    async with running_emulator() as emu:
+        bot_port, engine_port = free_port(), free_port()
+        env = dict(os.environ)
+        env.update(
+            BOT_PORT=str(bot_port),
+            RASA_URL=f"http://127.0.0.1:{engine_port}",
+            DATABASE_URL=f"sqlite:///{work / 'bench.db'}",
+            ENGINE_WORK_DIR=str(work / "engine"),
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_BASE_URL=emu.url,
+            SECRET_KEY="bench-secret-not-for-production",
+            PYTHONPATH=str(ROOT),
+        )
+        log = open(work / "service.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        try:
+            await wait_ready(f"http://127.0.0.1:{bot_port}", proc)
+            engine = EngineClient(f"http://127.0.0.1:{engine_port}", timeout=30)
+            client = emu.client
+            await engine_direct(engine, 3)  # warm-up, not measured
+            await through_telegram(client, 3, (await engine_direct(engine, 3))[1], 8_000_000_000)
+            rss_idle = rss_mb(proc.pid)
+            rows = []
+            for n, users in enumerate(levels):
+                direct, expected = await engine_direct(engine, users)
+                start = time.perf_counter()
+                await engine_direct(engine, users)
+                direct_wall = time.perf_counter() - start
+                tg, lost, dup, wall = await through_telegram(
+                    client, users, expected, 8_100_000_000 + n * 1000
+                )
+                turns = users * 5
+                rows.append((users, direct, direct_wall, tg, wall, turns, lost, dup))
+            rss_busy = rss_mb(proc.pid)
+            engine_pids = children(proc.pid)
+            engine_rss = sum(rss_mb(p) for p in engine_pids)
+            await engine.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+    print("Telegram adapter vs engine alone (same run, same scripts: 5 messages per user)")
+    print(f"{'users':>5}  {'engine p50/p95 ms':>18}  {'adapter p50/p95 ms':>19}  "
+          f"{'p50 overhead':>12}  {'turns/s eng|tg':>15}  {'lost':>4}  {'dup':>3}")  # fmt: skip
+    for users, direct, direct_wall, tg, wall, turns, lost, dup in rows:
+        d50, d95 = statistics.median(direct), percentile(direct, 0.95)
+        t50, t95 = (statistics.median(tg), percentile(tg, 0.95)) if tg else (float("nan"),) * 2
+        print(
+            f"{users:>5}  {d50:>8.0f} / {d95:<7.0f}  {t50:>8.0f} / {t95:<8.0f}  "
+            f"{(t50 / d50 - 1) * 100:>+11.0f}%  {turns / direct_wall:>6.1f} | {turns / wall:<6.1f}  "
+            f"{lost:>4}  {dup:>3}"
+        )
+    print(f"bot service RSS: {rss_idle:.0f} MB after warm-up, {rss_busy:.0f} MB after the runs; "
+          f"engine RSS {engine_rss:.0f} MB")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", default="1,10,50", help="comma-separated levels")
+    args = parser.parse_args()
+    asyncio.run(run([int(x) for x in args.users.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
