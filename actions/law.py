@@ -26,6 +26,14 @@ def provision_document(p: Any, lang: str) -> str:
     )
 
 
+def build_index(provisions: list[Any], lang: str) -> BM25Index:
+    """The index the action searches: one per language, article numbers as a bonus signal."""
+    return BM25Index(
+        {p.id: provision_document(p, lang) for p in provisions},
+        articles={p.id: p.article for p in provisions},
+    )
+
+
 async def search(question: str, lang: str, k: int = 3) -> list[tuple[Any, float]]:
     """Top provisions for ``question`` in ``lang``; the index is rebuilt when the data changes."""
     provisions = await context.get().repo.provisions()
@@ -35,10 +43,7 @@ async def search(question: str, lang: str, k: int = 3) -> list[tuple[Any, float]
         # Drop only indexes of an older knowledge version; keep the other languages' indexes.
         for stale in [k for k in _cache if k[1] != version]:
             del _cache[stale]
-        _cache[key] = BM25Index(
-            {p.id: provision_document(p, lang) for p in provisions},
-            articles={p.id: p.article for p in provisions},
-        )
+        _cache[key] = build_index(provisions, lang)
     by_id = {p.id: p for p in provisions}
     return [(by_id[h.id], h.score) for h in _cache[key].search(question, k=k)]
 

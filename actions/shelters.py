@@ -9,9 +9,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
-from actions.context import language_of, pick
+from actions.context import language_of
+from actions.places import city_buttons, city_from_message, city_namer, organisation_lines
 
-CITY_BUTTONS = ("Bakı", "Gəncə", "Sumqayıt", "Mingəçevir", "Lənkəran", "Şəki", "Naxçıvan")
 MAX_SHOWN = 4
 
 
@@ -20,13 +20,6 @@ def _float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _city_from_message(tracker: Tracker) -> str | None:
-    for entity in tracker.latest_message.get("entities") or []:
-        if entity.get("entity") == "city" and entity.get("value"):
-            return str(entity["value"])
-    return None
 
 
 class ActionShelter(Action):
@@ -46,22 +39,14 @@ class ActionShelter(Action):
         ctx = context.get()
         lang = language_of(tracker)
         lat, lon = _float(tracker.get_slot("latitude")), _float(tracker.get_slot("longitude"))
-        city = _city_from_message(tracker) or tracker.get_slot("city")
+        city = city_from_message(tracker) or tracker.get_slot("city")
         known = {c.name: c for c in await ctx.repo.cities()}
-
-        def shown(name: str) -> str:
-            """The city's name in the conversation's language (canonical is Azerbaijani)."""
-            c = known.get(name)
-            return str((c.names or {}).get(lang) or name) if c else name
+        shown = city_namer(known, lang)
 
         if lat is None or lon is None:
             if not city:
                 out = ctx.renderer.render("utter_ask_city", lang)
-                buttons = [
-                    {"title": name, "payload": f'/ask_shelter{{"city": "{name}"}}'}
-                    for name in CITY_BUTTONS
-                ]
-                dispatcher.utter_message(text=out["text"], buttons=buttons)
+                dispatcher.utter_message(text=out["text"], buttons=city_buttons("ask_shelter"))
                 return [SlotSet("awaiting_city", True)]
             if city not in known:
                 out = ctx.renderer.render("utter_city_unknown", lang, {"city": city})
@@ -71,22 +56,7 @@ class ActionShelter(Action):
         nearby = await ctx.repo.nearest("shelter", lat, lon)
         phones = {c.id: c for c in await ctx.repo.contacts()}  # one query, not one per shelter
         unverified = ctx.renderer.render("text_unverified", lang)["text"]
-        lines = []
-        for n in nearby[:MAX_SHOWN]:
-            org = n.organisation
-            line = f"🏠 {pick(org.texts.get('name'), lang)} — {shown(n.city)}"
-            if n.km >= 5:
-                line += f" (~{n.km:.0f} km)"
-            line += f"\n   {pick(org.texts.get('offers'), lang)}"
-            if org.phone:
-                contact = phones.get(org.phone)
-                if contact is not None:
-                    line += f"\n   📞 {contact.number}" + (
-                        "" if contact.verified else f" {unverified}"
-                    )
-            if not org.verified:
-                line += f"\n   {unverified}"
-            lines.append(line)
+        lines = organisation_lines(nearby[:MAX_SHOWN], lang, phones, unverified, shown)
         place = shown(city) if city else ctx.renderer.render("text_your_location", lang)["text"]
         out = ctx.renderer.render(
             "utter_shelters", lang, {"place": place, "items": "\n".join(lines)}

@@ -196,6 +196,11 @@ def _strip(value: Any) -> Any:
     return value
 
 
+def without_lines(value: Any) -> Any:
+    """An entry as written, without the line numbers the reader records for error messages."""
+    return _strip(value)
+
+
 def _prov(entry: dict[str, Any]) -> dict[str, Any]:
     return {
         "source": str(entry["source"]),

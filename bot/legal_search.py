@@ -57,6 +57,71 @@ STOPWORDS = frozenset(
         "law",
         "code",
         "criminal",
+        # Function words of lawyers' English questions: they carry no legal content but, being
+        # rare in the provisions, used to outweigh the content words ("where", "was", "there").
+        "there",
+        "where",
+        "when",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "was",
+        "were",
+        "been",
+        "being",
+        "has",
+        "have",
+        "had",
+        "did",
+        "done",
+        "will",
+        "would",
+        "should",
+        "could",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "their",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "herself",
+        "himself",
+        "we",
+        "our",
+        "you",
+        "your",
+        "if",
+        "so",
+        "but",
+        "not",
+        "no",
+        "still",
+        "any",
+        "some",
+        "about",
+        "into",
+        "than",
+        "then",
+        "also",
+        "get",
+        "gets",
+        "apply",
+        "applies",
+        "azerbaijan",
+        "azerbaijani",
         "və",
         "ya",
         "ilə",
@@ -103,14 +168,70 @@ STOPWORDS = frozenset(
 )
 
 
+_LATIN = re.compile(r"[a-z]+")
+# English inflections, longest first. Azerbaijani never inflects with these (its plural is
+# -lar/-lər, its cases are vowel suffixes), so stripping them from any Latin word is safe: an
+# Azerbaijani root that happens to end so (şəxs) is stripped alike in question and index.
+_EN_SUFFIXES = (
+    ("ies", "y"),
+    ("ied", "y"),
+    ("ing", ""),
+    ("ion", ""),
+    ("ed", ""),
+    ("es", ""),
+    ("s", ""),
+)
+_EN_KEEP = ("ss", "us", "is", "as", "os")
+
+
+def stem(word: str) -> str:
+    """Light English stemming: ``workers``→``worker``, ``forced``→``forc``, ``force``→``forc``.
+
+    Only plural, past and -ing endings, and only when a stem of 3+ letters remains: enough to
+    meet the question's inflection in the provision (the 5-letter prefix misses words of five
+    letters or fewer, and it cannot tell ``punished`` from a different word sharing the start),
+    without an algorithm that needs a word list.
+    """
+    if not _LATIN.fullmatch(word) or word.endswith(_EN_KEEP):
+        return word
+    for suffix, replacement in _EN_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + replacement
+            break
+    # "force"/"forced", "threat"/"threats", "pay"/"paid" differ only in a silent final e.
+    return word[:-1] if word.endswith("e") and len(word) > 4 else word
+
+
+# English legal words that name one notion: a question says "punished", the provision "penalty".
+# Mapping them to one term also lets IDF see that nearly every provision has a penalty, so the
+# word stops deciding the answer (it used to pull "non-punishment" to the top).
+_EN_SYNONYM_GROUPS = {
+    "penalty": "penalty penalties punish punished punishment punishable sanction sanctions "
+    "sentence sentenced sentencing",
+    "labour": "labour labor",
+    "lawyer": "lawyer lawyers advocate advocates attorney counsel",
+    "child": "child children minor minors underage juvenile",
+}
+SYNONYMS = {
+    stem(fold(word)): canonical
+    for canonical, words in _EN_SYNONYM_GROUPS.items()
+    for word in words.split()
+}
+
+
 def tokens(text: str) -> list[str]:
-    """Folded words (no stopwords), their 5-letter prefixes, and article tokens."""
+    """Folded words (no stopwords, English inflection stripped), their 5-letter prefixes, and
+    article tokens."""
     folded = fold(text)
     out: list[str] = []
     for word in _WORD.findall(folded):
         if word in STOPWORDS or word.isdigit():
             continue
-        out.append(word)
+        base = stem(word)
+        if base in SYNONYMS:  # the notion, not the spelling: no prefix either
+            out.append(SYNONYMS[base])
+            continue
+        out.append(base)
         if len(word) > PREFIX:
             out.append(word[:PREFIX] + "~")
     out += [f"art:{m}" for m in _ARTICLE.findall(folded)]

@@ -80,6 +80,132 @@ async def test_contacts_flag_unverified_entries(repo, contacts) -> None:
             assert (flag in line) == (not c.verified), line
 
 
+def user_event(intent: str, text: str = "") -> dict[str, Any]:
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+
+
+def action_event(name: str) -> dict[str, Any]:
+    return {"event": "action", "name": name}
+
+
+def org_blocks(text: str) -> list[str]:
+    """Each organisation's lines (``🏢 name`` and the indented lines under it)."""
+    blocks: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("🏢"):
+            blocks.append(line)
+        elif blocks and line.startswith("   "):
+            blocks[-1] += "\n" + line
+    return blocks
+
+
+async def test_contacts_ask_for_the_city_only_when_it_matters(repo) -> None:
+    # Legal aid is local (the Bar's centre is in Baku, the ASAN centres in four towns): the
+    # national numbers come at once, then the city question with buttons that come back here.
+    messages, events = await run(ActionContacts(), tracker("a lawyer", "ask_legal_aid", "en"))
+    assert "152" in messages[0]["text"] and "🏢" not in messages[0]["text"]
+    assert "which city" in messages[1]["text"]
+    assert '/ask_legal_aid{"city": "Bakı"}' in [b["payload"] for b in messages[1]["buttons"]]
+    assert {"event": "slot", "name": "awaiting_city", "value": True} in [
+        {k: e[k] for k in ("event", "name", "value")} for e in events
+    ]
+    # The hotline is national: no question. In an emergency nobody is asked anything first.
+    for intent in ("ask_hotline", "emergency"):
+        messages, events = await run(ActionContacts(), tracker("numbers", intent, "ru"))
+        assert len(messages) == 1 and events == [], intent
+
+
+async def test_contacts_add_the_organisations_serving_the_city(repo) -> None:
+    orgs = {o.id: o for o in await repo.organisations()}
+    bar = orgs["bar_legal_aid_center"].texts["name"]
+    asan = orgs["iom_legal_aid_centres_asan"].texts["name"]
+    # City from this message's entity (English), then from the remembered slot (Russian).
+    in_baku = tracker(
+        "lawyer in Baku", "ask_legal_aid", "en", [{"entity": "city", "value": "Bakı"}]
+    )
+    messages, _ = await run(ActionContacts(), in_baku)
+    text = messages[0]["text"]
+    assert len(messages) == 1 and "152" in text and "Also in Baku" in text and bar["en"] in text
+    assert asan["en"] not in text  # serves other towns
+    messages, _ = await run(
+        ActionContacts(), tracker("адвокат", "ask_legal_aid", "ru", slots={"city": "Bərdə"})
+    )
+    text = messages[0]["text"]
+    assert "Барда" in text and asan["ru"] in text and bar["ru"] not in text
+    # No organisation in the city: the nearest ones, with the distance.
+    messages, _ = await run(
+        ActionContacts(),
+        tracker("vəkil", "ask_legal_aid", "az", [{"entity": "city", "value": "Gəncə"}]),
+    )
+    assert "ən yaxınları" in messages[0]["text"] and " km)" in messages[0]["text"]
+
+
+async def test_contacts_flag_unverified_organisations_and_local_numbers(repo) -> None:
+    orgs = {o.texts["name"]["en"]: o for o in await repo.organisations()}
+    phones = {c.id: c for c in await repo.contacts()}
+    for city in ("Bakı", "Bərdə", "Gəncə", "Naxçıvan"):
+        t = tracker("lawyer", "ask_legal_aid", "en", [{"entity": "city", "value": city}])
+        messages, _ = await run(ActionContacts(), t)
+        blocks = org_blocks(messages[0]["text"])
+        assert blocks, city
+        for block in blocks:
+            lines = block.splitlines()
+            org = orgs[lines[0][2:].split(" — ")[0]]
+            assert lines[-1].strip().startswith("⚠️ Not confirmed") == (not org.verified), block
+            for line in lines:
+                if line.strip().startswith("📞"):
+                    assert ("Not confirmed" in line) == (not phones[org.phone].verified), line
+    # 103 serves Baku only: named with its city when the city is unknown, left out in Ganja.
+    messages, _ = await run(ActionContacts(), tracker("help", "emergency", "en"))
+    assert "📞 103 — Ambulance (24/7) [Baku]" in messages[0]["text"]
+    ganja = tracker("help", "emergency", "en", [{"entity": "city", "value": "Gəncə"}])
+    messages, _ = await run(ActionContacts(), ganja)
+    assert "103" not in messages[0]["text"] and "112" in messages[0]["text"]
+
+
+async def test_contacts_unknown_city_is_said_and_asked_again(repo) -> None:
+    t = tracker("lawyer", "ask_legal_aid", "en", [{"entity": "city", "value": "Atlantis"}])
+    messages, events = await run(ActionContacts(), t)
+    assert "152" in messages[0]["text"]
+    assert '"Atlantis"' in messages[1]["text"] and "which city" in messages[1]["text"]
+    assert {(e["name"], e["value"]) for e in events} == {("awaiting_city", True), ("city", None)}
+
+
+async def test_bare_city_answers_the_action_that_asked(repo) -> None:
+    """The fallback reads from the events which action asked "which city?", and for what."""
+    city = [{"entity": "city", "value": "Bakı"}]
+    asked_by_contacts = Tracker(
+        sender_id="u-c",
+        slots={"language": None, "awaiting_city": True},
+        latest_message={
+            "text": "Baki",
+            "intent": {"name": "nlu_fallback", "confidence": 0.3},
+            "entities": city,
+            "metadata": {"language": "en"},
+        },
+        events=[
+            user_event("ask_legal_aid", "I need a lawyer"),
+            action_event("action_contacts"),
+            {"event": "slot", "name": "awaiting_city", "value": True},
+            action_event("action_listen"),
+            user_event("nlu_fallback", "Baki"),
+        ],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+    messages, events = await run(ActionFallback(), asked_by_contacts)
+    text = messages[0]["text"]
+    bar = next(o for o in await repo.organisations() if o.id == "bar_legal_aid_center")
+    assert "152" in text and bar.texts["name"]["en"] in text and "🏠" not in text
+    assert events == [{"event": "slot", "timestamp": None, "name": "awaiting_city", "value": False}]
+    # Asked by the shelter action (or nothing to tell): shelters answer, as before.
+    asked_by_contacts.events[1] = action_event("action_shelter")
+    messages, _ = await run(ActionFallback(), asked_by_contacts)
+    assert "🏠" in messages[0]["text"]
+
+
 async def test_shelter_by_city_and_by_location(repo) -> None:
     city = [{"entity": "city", "value": "Gəncə"}]
     messages, _ = await run(ActionShelter(), tracker("shelter in ganja", "ask_shelter", "en", city))

@@ -46,6 +46,19 @@ def test_checker_names_file_and_line_for_a_bad_number(root: Path, tmp_path: Path
     assert any(e.startswith(f"knowledge/contacts.yml:{line}:") and "phone" in e for e in errors)
 
 
+def test_texts_read_numbers_through_the_same_checks(root: Path, tmp_path: Path) -> None:
+    """``load_contacts`` (the numbers quoted in texts) uses the checker, not a parser of its own."""
+    from bot.responses import load_contacts
+
+    assert load_contacts(root / "knowledge")["trafficking_hotline"].number == "152"
+    bad = _broken_copy(root, tmp_path / "a", "contacts.yml", 'number: "152"', 'number: "15two"')
+    with pytest.raises(ValueError, match=r"knowledge/contacts.yml:\d+: .*phone"):
+        load_contacts(bad)
+    # A mistake elsewhere in knowledge/ does not keep the emergency numbers from the texts.
+    other = _broken_copy(root, tmp_path / "b", "law.yml", "checked: 2026-11-29", "checked: x")
+    assert load_contacts(other)["police"].name["en"] == "Police"
+
+
 def test_checker_rejects_missing_source_and_bad_date(root: Path, tmp_path: Path) -> None:
     target = _broken_copy(root, tmp_path, "law.yml", "checked: 2026-11-29", "checked: someday")
     assert any("law.yml:" in e and "'checked'" in e for e in read_knowledge(target).errors)
