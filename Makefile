@@ -23,7 +23,7 @@ help:
 	@echo "make test     run the whole test suite (sets up what is missing)"
 	@echo "make train    retrain the model when the data changed"
 	@echo "make eval     NLU report per language on the held-out split"
-	@echo "make bench    benchmarks: train time, model size, engine RSS, latency"
+	@echo "make bench    benchmarks: train time, model size, engine RSS, latency; Telegram adapter"
 	@echo "make lint     ruff"
 
 $(VENV)/.stamp: pyproject.toml
@@ -74,6 +74,7 @@ compare: setup
 
 bench: setup $(MODEL)
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_telegram.py
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check bot actions nlu_ext scripts benchmarks tests

@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from bot.config import Settings
@@ -132,12 +135,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command == "run":
-            asyncio.run(_run(settings))
+            asyncio.run(_until_signalled(_run(settings)))
         elif args.command == "shell":
-            asyncio.run(_shell(settings))
-    except KeyboardInterrupt:
+            asyncio.run(_until_signalled(_shell(settings)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("\nstopped", file=sys.stderr)
     return 0
+
+
+async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main``; SIGTERM (systemd, `kill`, a benchmark) cancels it like Ctrl-C, so the
+    engine and the service are stopped by the same clean-up code."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -107,20 +107,24 @@ async def test_update_is_claimed_once_and_stale_claims_are_taken_over(store) -> 
 
 async def test_chat_state_language_and_blocking(store) -> None:
     chats, _, _ = store
-    state = await chats.touch("u_test1", 555, "ru")
-    assert (state.chat_id, state.language, state.last_language) == (555, None, "ru")
+    state, detected = await chats.touch("u_test1", 555, lambda last: "ru", message_id=3)
+    assert (state.chat_id, state.language, state.last_language, detected) == (555, None, "ru", "ru")
     await chats.set_language("u_test1", "az")
-    state = await chats.touch("u_test1", 555, "en")
+    seen: list[str | None] = []
+    state, _ = await chats.touch("u_test1", 555, lambda last: seen.append(last) or "en")
+    assert seen == ["az"]  # the detector gets the last language as its prior
     assert (state.language, state.last_language) == ("az", "en")
     await chats.set_blocked("u_test1", True)
     assert (await chats.get("u_test1")).blocked
-    assert not (await chats.touch("u_test1", 555, None)).blocked  # wrote again: unblocked
+    state, _ = await chats.touch("u_test1", 555)
+    assert not state.blocked  # wrote again: unblocked
+    assert await chats.deletable("u_test1") == [(555, 3)]
 
 
 async def test_forget_leaves_nothing_of_the_person(store) -> None:
     chats, repo, sessions = store
-    await chats.touch("u_gone", 77, "en")
-    await chats.touch("u_stays", 78, "en")
+    await chats.touch("u_gone", 77)
+    await chats.touch("u_stays", 78)
     await chats.track("u_gone", 77, [1, 2, 3])
     await chats.track("u_stays", 78, [9])
     await chats.add_pending("u_gone", "a made-up message", "en")
@@ -158,3 +162,20 @@ async def test_retention_purge(store) -> None:
         assert await s.scalar(select(func.count()).select_from(Screening)) == 0
         assert await s.scalar(select(func.count()).select_from(Escalation)) == 0
         assert await s.scalar(select(func.count()).select_from(TelegramMessage)) == 1
+
+
+def test_replies_of_a_turn_the_engine_finished_after_our_timeout() -> None:
+    from bot.telegram.adapter import IN_PROGRESS, replies_in_tracker
+
+    def user(key: str) -> dict:
+        return {"event": "user", "text": "x", "metadata": {"message_key": key}}
+
+    listen = {"event": "action", "name": "action_listen"}
+    bot = {"event": "bot", "text": "answer", "data": {"buttons": [{"title": "A", "payload": "/a"}]}}
+    tracker = {"events": [user("k1"), {"event": "action", "name": "utter_x"}, bot, listen]}
+    assert replies_in_tracker(tracker, "k1") == [
+        {"text": "answer", "buttons": [{"title": "A", "payload": "/a"}]}
+    ]
+    assert replies_in_tracker(tracker, "k2") is None  # never reached the engine
+    assert replies_in_tracker({"events": [user("k3"), bot]}, "k3") is IN_PROGRESS
+    assert replies_in_tracker(tracker, "") is None

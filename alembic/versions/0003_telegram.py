@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("user_key", sa.String(64), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("language", sa.String(2), nullable=False),
+        sa.Column("message_key", sa.String(32), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
     )

@@ -34,6 +34,9 @@ def make_engine(url: str) -> AsyncEngine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: still crash-safe (no corruption); a power cut may lose the last
+            # transactions. Saves an fsync per commit, several per message on this path.
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         return engine

@@ -15,9 +15,11 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -92,9 +94,23 @@ class KbProvision(Provenance, Base):
 
 
 class Escalation(Base):
-    """A request for a human (DESIGN.md §5): queued → assigned → closed | abandoned."""
+    """A case: a person's request for a human (DESIGN.md §5), queued → assigned → closed.
+
+    At most one open case (queued or assigned) per person, enforced by a partial unique index.
+    Who handles the chat follows from it: no open case → the bot; queued → waiting (the bot still
+    answers); assigned → a human (the engine is not called).
+    """
 
     __tablename__ = "escalations"
+    __table_args__ = (
+        Index(
+            "uq_escalations_open_per_user",
+            "user_key",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'assigned')"),
+            postgresql_where=text("status IN ('queued', 'assigned')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -106,6 +122,98 @@ class Escalation(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # Operator side (issue 5). ``code`` is what alerts and the console show instead of any id.
+    code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("console_users.id"))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    first_reply_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    risk_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    alerted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CaseMessage(Base):
+    """One line of a case's transcript: the person, the bot, an operator, or an internal note.
+
+    ``text`` is set to NULL by the retention purge (closed cases past RETENTION_DAYS without a
+    legal hold); the row stays for the statistics.
+    """
+
+    __tablename__ = "case_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("escalations.id", ondelete="CASCADE"), index=True
+    )
+    user_key: Mapped[str] = mapped_column(String(64), index=True)
+    author: Mapped[str] = mapped_column(String(16))  # person | bot | operator | note | system
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("console_users.id"))
+    text: Mapped[str | None] = mapped_column(Text)
+    # Operator replies: pending | delivered | failed | blocked.
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class ConsoleUser(Base):
+    """An operator, supervisor or admin of the console."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # operator | supervisor | admin
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))  # None until enrolled
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # a code is used once
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSession(Base):
+    """A login. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    second_factor: Mapped[bool] = mapped_column(Boolean, default=False)  # TOTP passed
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginAttempt(Base):
+    """Failed logins by username and by client address, for throttling across replicas."""
+
+    __tablename__ = "console_login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AuditEvent(Base):
+    """Append-only audit log: database triggers refuse UPDATE and DELETE (migration 0004).
+
+    Never message text: ``detail`` holds ids, codes and counts only.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # console username, "system" or a user_key
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Screening(Base):
@@ -182,5 +290,8 @@ class PendingMessage(Base):
     user_key: Mapped[str] = mapped_column(String(64), index=True)
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(2))
+    # Sent to the engine as metadata: a retry first looks for it in the tracker, so a turn the
+    # engine finished after our timeout is delivered, not run twice.
+    message_key: Mapped[str] = mapped_column(String(32), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,48 @@ log = logging.getLogger(__name__)
 # cut, with a note to the person. The engine gets at most this much.
 MAX_INPUT = 4096
 LANGUAGE_PAYLOAD = re.compile(r'^/change_language\{"language":\s*"(az|ru|en)"\}$')
+
+
+IN_PROGRESS: Any = object()
+
+
+def outgoing(replies: list[dict[str, Any]]) -> list[Outgoing]:
+    """The engine's REST replies as messages to send (empty ones dropped)."""
+    return [
+        Outgoing(r.get("text") or "", r.get("buttons") or [])
+        for r in replies
+        if r.get("text") or r.get("buttons")
+    ]
+
+
+def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
+    """The bot's replies to the user message tagged ``message_key`` in an engine tracker.
+
+    None when the engine never saw the message; ``IN_PROGRESS`` when it saw it but has not
+    finished the turn (no ``action_listen`` after it yet).
+    """
+    if not message_key:
+        return None
+    events = tracker.get("events") or []
+    start = None
+    for i, event in enumerate(events):
+        if (
+            event.get("event") == "user"
+            and (event.get("metadata") or {}).get("message_key") == message_key
+        ):
+            start = i
+    if start is None:
+        return None
+    replies: list[dict[str, Any]] = []
+    for event in events[start + 1 :]:
+        if event.get("event") == "user":
+            break
+        if event.get("event") == "bot":
+            data = event.get("data") or {}
+            replies.append({"text": event.get("text"), "buttons": data.get("buttons") or []})
+        if event.get("event") == "action" and event.get("name") == "action_listen":
+            return replies
+    return IN_PROGRESS
 
 
 @dataclass(frozen=True)
@@ -102,7 +145,12 @@ class TelegramAdapter:
         return pseudonymise(telegram_user_id, self.secret_key)
 
     async def person(
-        self, user_id: int, chat_id: int, language_code: str | None, text: str | None = None
+        self,
+        user_id: int,
+        chat_id: int,
+        language_code: str | None,
+        text: str | None = None,
+        message_id: int | None = None,
     ) -> Person:
         """Identify the sender and decide the language of this turn.
 
@@ -111,11 +159,13 @@ class TelegramAdapter:
         for short texts > that prior > English.
         """
         key = self.key_of(user_id)
-        previous = await self.chats.get(key)
-        prior = (previous.last_language if previous else None) or normalize_code(language_code)
-        detected = detect(text, prior=prior) if text else None
-        state = await self.chats.touch(key, chat_id, detected)
-        language = state.language or detected or prior or DEFAULT_LANGUAGE
+        code = normalize_code(language_code)
+
+        def language_of(last: str | None) -> str | None:
+            return detect(text, prior=last or code) if text else None
+
+        state, detected = await self.chats.touch(key, chat_id, language_of, message_id)
+        language = state.language or detected or state.last_language or code or DEFAULT_LANGUAGE
         return Person(key, chat_id, language, state)
 
     @contextlib.asynccontextmanager
@@ -148,10 +198,6 @@ class TelegramAdapter:
         if track:
             await self.chats.track(person.key, person.chat_id, ids)
         return True
-
-    async def received(self, person: Person, message_id: int) -> None:
-        """Remember the id of the person's own message (so /forget can delete it too)."""
-        await self.chats.track(person.key, person.chat_id, [message_id])
 
     # -- turns -------------------------------------------------------------------------------
     async def handle_text(self, person: Person, text: str) -> None:
@@ -188,27 +234,24 @@ class TelegramAdapter:
         """Send ``text`` to the engine and deliver its replies; on failure, fall back and keep it."""
         async with self._locked(person.key):
             replies: list[dict[str, Any]] | None = None
+            message_key = uuid.uuid4().hex
             if await self._flush_pending(person.key):
                 typing = asyncio.create_task(self._keep_typing(person.chat_id))
                 try:
                     replies = await self.engine.send(
-                        person.key, text, {"language": person.language}
+                        person.key, text, {"language": person.language, "message_key": message_key}
                     )
                 except EngineError as exc:
                     log.warning("engine failed for %s: %s", person.key, exc)
                 finally:
                     typing.cancel()
             if replies is None:
-                await self.chats.add_pending(person.key, text, person.language)
+                await self.chats.add_pending(person.key, text, person.language, message_key)
                 self._wake.set()
         if replies is None:
             out = [self.text("text_tg_engine_down", person.language)]
         else:
-            out = [
-                Outgoing(r.get("text") or "", r.get("buttons") or [])
-                for r in replies
-                if r.get("text") or r.get("buttons")
-            ]
+            out = outgoing(replies)
         await self.deliver(person, (prefix or []) + out)
 
     async def _keep_typing(self, chat_id: int) -> None:
@@ -276,8 +319,20 @@ class TelegramAdapter:
         return True
 
     async def _answer_pending(self, item: Any) -> bool:
+        """Answer one waiting message; False when the engine still cannot.
+
+        The engine may have finished the turn after our timeout: its tracker then holds the
+        message (found by ``message_key``) and the replies, which are delivered as they are —
+        sending the text again would run the turn twice.
+        """
         try:
-            replies = await self.engine.send(item.user_key, item.text, {"language": item.language})
+            found = replies_in_tracker(await self.engine.tracker(item.user_key), item.message_key)
+            if found is IN_PROGRESS:
+                return False
+            replies = found
+            if replies is None:
+                metadata = {"language": item.language, "message_key": item.message_key}
+                replies = await self.engine.send(item.user_key, item.text, metadata)
         except EngineError:
             await self.chats.bump_pending(item.id)
             return False
@@ -286,11 +341,7 @@ class TelegramAdapter:
         if state is None or state.blocked:
             return True
         person = Person(item.user_key, state.chat_id, item.language, state)
-        out = [self.text("text_tg_late_reply", item.language)] + [
-            Outgoing(r.get("text") or "", r.get("buttons") or [])
-            for r in replies
-            if r.get("text") or r.get("buttons")
-        ]
+        out = [self.text("text_tg_late_reply", item.language)] + outgoing(replies)
         await self.deliver(person, out)
         return True
 

@@ -98,11 +98,12 @@ class _Handlers:
         return await self.a.person(user.id, chat.id, user.language_code, text)
 
     async def _incoming(self, update: Update, text: str | None = None) -> Person | None:
-        person = await self._person(update, text)
-        message = update.effective_message
-        if person is not None and message is not None:
-            await self.a.received(person, message.message_id)
-        return person
+        """The sender of a message; its id is kept (48 h) so /forget can delete it too."""
+        user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+        if user is None or chat is None:
+            return None
+        message_id = message.message_id if message is not None else None
+        return await self.a.person(user.id, chat.id, user.language_code, text, message_id)
 
     # -- idempotency -------------------------------------------------------------------------
     async def claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,6 +8,7 @@ several bot-service replicas share them (DESIGN.md §6).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -82,18 +83,32 @@ class ChatStore:
             await s.commit()
 
     # -- chats -------------------------------------------------------------------------------
-    async def touch(self, user_key: str, chat_id: int, detected: str | None) -> ChatState:
-        """Create or refresh the chat row; remember the language detected on this message."""
+    async def touch(
+        self,
+        user_key: str,
+        chat_id: int,
+        language_of: Callable[[str | None], str | None] = lambda last: None,
+        message_id: int | None = None,
+    ) -> tuple[ChatState, str | None]:
+        """Create or refresh the chat row in one transaction (one commit per incoming message).
+
+        ``language_of(last_language)`` detects the language of this message given the last one
+        (the prior for short texts); the result is remembered and returned with the state. The
+        message id, when given, is kept for /forget.
+        """
         async with self.sessions() as s:
             row = await s.get(TelegramChat, user_key)
             if row is None:
                 row = TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False)
                 s.add(row)
+            detected = language_of(row.last_language)
             row.chat_id = chat_id
             row.blocked = False
             row.last_seen = utcnow()
             if detected:
                 row.last_language = detected
+            if message_id is not None:
+                s.add(TelegramMessage(user_key=user_key, chat_id=chat_id, message_id=message_id))
             try:
                 await s.commit()
             except IntegrityError:  # another replica created it at the same moment
@@ -101,7 +116,7 @@ class ChatStore:
                 row = await s.get(TelegramChat, user_key)
                 if row is None:
                     raise
-            return _state(row)
+            return _state(row), detected
 
     async def get(self, user_key: str) -> ChatState | None:
         async with self.sessions() as s:
@@ -151,9 +166,17 @@ class ChatStore:
             return [(int(c), int(m)) for c, m in rows.all()]
 
     # -- messages waiting for the engine ------------------------------------------------------
-    async def add_pending(self, user_key: str, text: str, language: str) -> int:
+    async def add_pending(
+        self, user_key: str, text: str, language: str, message_key: str = ""
+    ) -> int:
         async with self.sessions() as s:
-            row = PendingMessage(user_key=user_key, text=text, language=language, attempts=0)
+            row = PendingMessage(
+                user_key=user_key,
+                text=text,
+                language=language,
+                attempts=0,
+                message_key=message_key,
+            )
             s.add(row)
             await s.commit()
             return row.id
