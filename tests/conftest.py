@@ -49,7 +49,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, emulator: RunningEmulator
         secret_key="test-secret-not-for-production",
         telegram_token=TEST_BOT_TOKEN,
         telegram_api_base_url=emulator.url,
-        engine_timeout=3.0,
+        engine_timeout=5.0,
     )
 
 
