@@ -12,6 +12,7 @@ from actions.contacts import ActionContacts
 from actions.context import language_of
 from actions.places import city_from_message, city_question_asker
 from actions.shelters import ActionShelter
+from bot.storage.cases import transcript_from_events
 
 
 class ActionFallback(Action):
@@ -31,6 +32,31 @@ class ActionFallback(Action):
             asker, _ = city_question_asker(tracker)
             action = ActionContacts() if asker == "action_contacts" else ActionShelter()
             return await action.run(dispatcher, tracker, domain)
-        out = context.get().renderer.render("utter_clarify", language_of(tracker))
+        lang = language_of(tracker)
+        out = context.get().renderer.render("utter_clarify", lang)
         dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
+        if consecutive_fallbacks(tracker) == REPEATED_FALLBACKS:
+            # The bot keeps failing this person: offer a human rather than a third guess.
+            await context.get().repo.record_escalation(
+                tracker.sender_id, "repeated_fallback", "normal", lang,
+                transcript=transcript_from_events(tracker.events),
+            )  # fmt: skip
+            handoff = context.handoff_text(lang)
+            dispatcher.utter_message(text=handoff["text"], buttons=handoff["buttons"])
         return []
+
+
+REPEATED_FALLBACKS = 3
+
+
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """How many of the person's latest messages in a row the NLU could not place."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent != "nlu_fallback":
+            break
+        count += 1
+    return count

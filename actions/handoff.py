@@ -1,4 +1,4 @@
-"""Requests for a human, recorded as escalations (the console issue builds the operator side)."""
+"""Requests for a human: a case in the operators' queue, with the conversation so far."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
-from actions.context import language_of
+from actions.context import handoff_text, language_of, risk_flags
+from bot.storage.cases import transcript_from_events
 
 PRIORITY_BY_INTENT = {"emergency": "urgent", "human_handoff": "high"}
 
@@ -30,8 +31,14 @@ class ActionHandoff(Action):
         lang = language_of(tracker)
         intent = (tracker.latest_message.get("intent") or {}).get("name") or "human_handoff"
         priority = PRIORITY_BY_INTENT.get(intent, "normal")
-        await ctx.repo.record_escalation(tracker.sender_id, intent, priority, lang)
+        case = await ctx.repo.record_escalation(
+            tracker.sender_id, intent, priority, lang,
+            transcript=transcript_from_events(tracker.events), risk_flags=risk_flags(tracker),
+        )  # fmt: skip
         if intent != "emergency":
-            out = ctx.renderer.render("utter_human_handoff", lang)
+            if case.status == "assigned":
+                out = ctx.renderer.render("text_case_joined", lang)
+            else:
+                out = handoff_text(lang)
             dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
         return []

@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
 from actions.context import language_of
+from bot.storage.cases import transcript_from_events
 
 STRONG = (
     "ind_deception",
@@ -77,5 +78,9 @@ class ActionScreeningResult(Action):
             out = ctx.renderer.render(f"utter_screening_{risk}", lang, {"score": score})
         dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
         if risk == "high":
-            await ctx.repo.record_escalation(tracker.sender_id, "screening_high", "high", lang)
+            await ctx.repo.record_escalation(
+                tracker.sender_id, "screening_high", "high", lang,
+                transcript=transcript_from_events(tracker.events),
+                risk_flags=["screening_high", *(k for k, v in answers.items() if v)],
+            )  # fmt: skip
         return [SlotSet(k, None) for k in INDICATORS]

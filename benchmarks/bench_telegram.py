@@ -43,6 +43,7 @@ SCRIPTS = {
            "hüquqlarım nədir?", "təşəkkür edirəm"],
 }  # fmt: skip
 TOKEN = "900000001:bench-token"
+ROUNDS = 2  # each user runs its script this many times (more samples for the medians)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,7 +90,7 @@ async def engine_direct(engine: EngineClient, users: int) -> tuple[list[float], 
     async def one(i: int) -> None:
         lang = ("en", "ru", "az")[i % 3]
         sender = f"bench-direct-{uuid.uuid4().hex[:10]}"
-        for text in SCRIPTS[lang]:
+        for text in SCRIPTS[lang] * ROUNDS:
             start = time.perf_counter()
             replies = await engine.send(sender, text, {"language": detect(text) or lang})
             latencies.append((time.perf_counter() - start) * 1000)
@@ -128,7 +129,7 @@ async def through_telegram(
         lang = ("en", "ru", "az")[i % 3]
         user = base_id + i
         after = 0
-        for text in SCRIPTS[lang]:
+        for text in SCRIPTS[lang] * ROUNDS:
             start = time.perf_counter()
             await client.send_text(user, text, language_code=lang)
             answers = 0
@@ -158,7 +159,9 @@ async def through_telegram(
                     fallback += 1
                 else:
                     answers += 1
-    want = sum(expected[t] for i in range(users) for t in SCRIPTS[("en", "ru", "az")[i % 3]])
+    want = ROUNDS * sum(
+        expected[t] for i in range(users) for t in SCRIPTS[("en", "ru", "az")[i % 3]]
+    )
     return {
         "latencies": latencies,
         "lost": lost,
@@ -213,12 +216,12 @@ async def run(levels: list[int]) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
-    print("Telegram adapter vs engine alone (same run, same scripts: 5 messages per user)")
+    print(f"Telegram adapter vs engine alone (same run, same scripts: {5 * ROUNDS} messages per user)")
     print(f"{'users':>5}  {'engine p50/p95 ms':>18}  {'adapter p50/p95 ms':>19}  "
           f"{'p50 overhead':>12}  {'turns/s eng|tg':>15}  {'lost':>4}  {'dup':>3}  "
           f"{'fallback msgs':>13}")  # fmt: skip
     for users, direct, direct_wall, tg in rows:
-        turns = users * 5
+        turns = users * 5 * ROUNDS
         d50, d95 = statistics.median(direct), percentile(direct, 0.95)
         lat = tg["latencies"]
         t50, t95 = (statistics.median(lat), percentile(lat, 0.95)) if lat else (float("nan"),) * 2

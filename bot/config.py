@@ -48,6 +48,12 @@ class Settings:
     # The engine's SQL tracker store, so /forget can erase a conversation (set by running_stack).
     tracker_store_url: str | None = None
     retention_days: int = 30
+    # Operators (issue 5): when they are at their desks, and where alerts go.
+    staffed_hours: str = "Mon-Fri 09:00-18:00"
+    staffed_tz: str = "Asia/Baku"
+    alert_after_minutes: float = 5.0
+    operators_chat_id: int | None = None
+    console_url: str = "http://127.0.0.1:8080"
 
     @property
     def responses_dir(self) -> Path:
@@ -80,4 +86,11 @@ class Settings:
             engine_timeout=float(env.get("ENGINE_TIMEOUT", "5")),
             tracker_store_url=env.get("TRACKER_STORE_URL") or None,
             retention_days=int(env.get("RETENTION_DAYS", "30")),
+            staffed_hours=env.get("STAFFED_HOURS", "Mon-Fri 09:00-18:00"),
+            staffed_tz=env.get("STAFFED_TZ", "Asia/Baku"),
+            alert_after_minutes=float(env.get("ALERT_AFTER_MINUTES", "5")),
+            operators_chat_id=int(env["OPERATORS_CHAT_ID"])
+            if env.get("OPERATORS_CHAT_ID")
+            else None,
+            console_url=env.get("CONSOLE_URL", "http://127.0.0.1:8080").rstrip("/"),
         )

@@ -22,6 +22,7 @@ from bot.engine import EngineClient
 from bot.knowledge import load_into, read_knowledge
 from bot.nlg import ResponseRenderer
 from bot.responses import load_contacts, load_responses
+from bot.staffed_hours import StaffedHours
 from bot.storage.db import make_engine, make_sessionmaker
 from bot.storage.repo import Repository
 from bot.storage.schema import upgrade
@@ -125,7 +126,9 @@ def create_app(settings: Settings) -> web.Application:
         app[DB] = engine
         sessions = make_sessionmaker(engine)
         repo = Repository(sessions)
-        actions_context.configure(repo, app[RENDERER])
+        actions_context.configure(
+            repo, app[RENDERER], StaffedHours.parse(settings.staffed_hours, settings.staffed_tz)
+        )
         if settings.telegram_token:
             from bot.telegram.app import TelegramService
             from bot.telegram.state import ChatStore

@@ -179,3 +179,14 @@ def test_replies_of_a_turn_the_engine_finished_after_our_timeout() -> None:
     assert replies_in_tracker(tracker, "k2") is None  # never reached the engine
     assert replies_in_tracker({"events": [user("k3"), bot]}, "k3") is IN_PROGRESS
     assert replies_in_tracker(tracker, "") is None
+
+
+async def test_claim_and_touch_in_one_transaction(store) -> None:
+    chats, _, _ = store
+    first = await chats.claim_and_touch(2001, "u_one", 91, lambda last: "az", 5)
+    assert first is not None and first[0].last_language == "az" and first[1] == "az"
+    assert await chats.claim_and_touch(2001, "u_one", 91, lambda last: "ru", 5) is None
+    assert not await chats.claim_update(2001)
+    again = await chats.claim_and_touch(2002, "u_one", 91, lambda last: last, 6)
+    assert again is not None and again[1] == "az"  # the detector saw the last language
+    assert [m for _, m in await chats.deletable("u_one")] == [5, 6]

@@ -42,7 +42,7 @@ async def webhook_service(settings, emulator_url: str, port: int) -> AsyncIterat
         yield f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     finally:
         await runner.cleanup()
-        actions_context.configure(saved.repo, saved.renderer)
+        actions_context.configure(saved.repo, saved.renderer, saved.hours)
 
 
 async def test_webhook_secret_redelivery_and_restart(stack, tmp_path: Path) -> None:

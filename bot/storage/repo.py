@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.storage.cases import CaseStore
 from bot.storage.models import (
     Escalation,
     KbCity,
@@ -87,28 +88,20 @@ class Repository:
             return list((await s.scalars(select(KbProvision).order_by(KbProvision.id))).all())
 
     async def record_escalation(
-        self, user_key: str, reason: str, priority: str, language: str
+        self,
+        user_key: str,
+        reason: str,
+        priority: str,
+        language: str,
+        *,
+        transcript: list[tuple[str, str]] | None = None,
+        risk_flags: list[str] | None = None,
     ) -> Escalation:
-        """Queue a request for a human, or return the one already open for this person."""
-        async with self.sessions() as s:
-            open_case = await s.scalar(
-                select(Escalation).where(
-                    Escalation.user_key == user_key,
-                    Escalation.status.in_(("queued", "assigned")),
-                )
-            )
-            if open_case is not None:
-                order = ("normal", "high", "urgent")
-                if order.index(priority) > order.index(open_case.priority):
-                    open_case.priority = priority
-                    await s.commit()
-                return open_case
-            case = Escalation(
-                user_key=user_key, reason=reason, priority=priority, language=language
-            )
-            s.add(case)
-            await s.commit()
-            return case
+        """Queue a request for a human, or return (priority raised) the one already open."""
+        return await CaseStore(self.sessions).open_case(
+            user_key, reason, priority, language,
+            transcript=transcript or (), risk_flags=risk_flags or (),
+        )  # fmt: skip
 
     async def record_screening(
         self, user_key: str, answers: dict, score: int, risk: str, completed: bool

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from bot.language import DEFAULT_LANGUAGE, detect, normalize_code
 from bot.nlg import ResponseRenderer
 from bot.privacy import pseudonymise
 from bot.safety import is_emergency
+from bot.staffed_hours import StaffedHours
+from bot.storage.cases import CaseStore, transcript_from_events
 from bot.storage.repo import Repository
 from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
 from bot.telegram.state import ChatState, ChatStore
@@ -107,6 +109,10 @@ class TelegramAdapter:
         eraser: TrackerEraser | None = None,
         retention_days: int = 30,
         retry_interval: float = 2.0,
+        hours: StaffedHours | None = None,
+        alert_after_minutes: float = 5.0,
+        operators_chat_id: int | None = None,
+        console_url: str = "",
     ) -> None:
         self.bot = bot
         self.engine = engine
@@ -117,6 +123,11 @@ class TelegramAdapter:
         self.eraser = eraser
         self.retention_days = retention_days
         self.retry_interval = retry_interval
+        self.cases = CaseStore(chats.sessions)
+        self.hours = hours or StaffedHours.parse("always")
+        self.alert_after_minutes = alert_after_minutes
+        self.operators_chat_id = operators_chat_id
+        self.console_url = console_url
         self.tokens = PayloadTokens()
         self.sender = Sender(bot, self.tokens)
         self._person_locks: dict[str, asyncio.Lock] = {}
@@ -130,6 +141,7 @@ class TelegramAdapter:
         self._tasks = [
             asyncio.create_task(self._retry_loop(), name="ctip-retry-pending"),
             asyncio.create_task(self._purge_loop(), name="ctip-retention"),
+            asyncio.create_task(self._alert_loop(), name="ctip-alerts"),
         ]
 
     async def stop_background(self) -> None:
@@ -143,6 +155,28 @@ class TelegramAdapter:
     # -- who is writing ----------------------------------------------------------------------
     def key_of(self, telegram_user_id: int) -> str:
         return pseudonymise(telegram_user_id, self.secret_key)
+
+    def _language_of(
+        self, text: str | None, language_code: str | None
+    ) -> Callable[[str | None], str | None]:
+        code = normalize_code(language_code)
+
+        def language_of(last: str | None) -> str | None:
+            return detect(text, prior=last or code) if text else None
+
+        return language_of
+
+    def _person(
+        self, key: str, chat_id: int, state: ChatState, detected: str | None, code: str | None
+    ) -> Person:
+        language = (
+            state.language
+            or detected
+            or state.last_language
+            or normalize_code(code)
+            or DEFAULT_LANGUAGE
+        )
+        return Person(key, chat_id, language, state)
 
     async def person(
         self,
@@ -159,14 +193,27 @@ class TelegramAdapter:
         for short texts > that prior > English.
         """
         key = self.key_of(user_id)
-        code = normalize_code(language_code)
-
-        def language_of(last: str | None) -> str | None:
-            return detect(text, prior=last or code) if text else None
-
+        language_of = self._language_of(text, language_code)
         state, detected = await self.chats.touch(key, chat_id, language_of, message_id)
-        language = state.language or detected or state.last_language or code or DEFAULT_LANGUAGE
-        return Person(key, chat_id, language, state)
+        return self._person(key, chat_id, state, detected, language_code)
+
+    async def begin(
+        self,
+        update_id: int,
+        user_id: int,
+        chat_id: int,
+        language_code: str | None,
+        text: str | None,
+        message_id: int | None,
+    ) -> Person | None:
+        """Claim the update and identify the sender in one transaction; None for a duplicate."""
+        key = self.key_of(user_id)
+        result = await self.chats.claim_and_touch(
+            update_id, key, chat_id, self._language_of(text, language_code), message_id
+        )
+        if result is None:
+            return None
+        return self._person(key, chat_id, result[0], result[1], language_code)
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -201,7 +248,12 @@ class TelegramAdapter:
 
     # -- turns -------------------------------------------------------------------------------
     async def handle_text(self, person: Person, text: str) -> None:
-        """A typed message: safety net, then the engine."""
+        """A typed message: to the operator holding the chat, else safety net, then the engine."""
+        if person.state.case_status == "assigned" and text.strip():
+            await self.to_operator(person, text[:MAX_INPUT])
+            if is_emergency(text):  # the operator sees it; the person still gets the numbers
+                await self.deliver(person, [self.text("utter_emergency", person.language)])
+            return
         if is_emergency(text):
             await self.emergency(person, reason="safety_net")
             return
@@ -216,6 +268,9 @@ class TelegramAdapter:
 
     async def handle_payload(self, person: Person, payload: str) -> None:
         """A button press or a location: an intent payload for the engine."""
+        if person.state.case_status == "assigned":
+            await self.to_operator(person, f"[button {payload[1:].split('{')[0]}]")
+            return
         match = LANGUAGE_PAYLOAD.match(payload)
         if match:
             await self.chats.set_language(person.key, match.group(1))
@@ -223,6 +278,9 @@ class TelegramAdapter:
         await self.converse(person, payload)
 
     async def handle_location(self, person: Person, latitude: float, longitude: float) -> None:
+        if person.state.case_status == "assigned":
+            await self.to_operator(person, f"[location {latitude:.5f}, {longitude:.5f}]")
+            return
         payload = "/share_location" + json.dumps(
             {"latitude": round(latitude, 6), "longitude": round(longitude, 6)}
         )
@@ -253,6 +311,19 @@ class TelegramAdapter:
         else:
             out = outgoing(replies)
         await self.deliver(person, (prefix or []) + out)
+        if person.state.case_status == "queued" and person.state.case_id is not None:
+            # Waiting for a human: the operator will read what the bot said meanwhile.
+            await self._log_turn(person, text, out)
+
+    async def _log_turn(self, person: Person, text: str, out: list[Outgoing]) -> None:
+        assert person.state.case_id is not None
+        shown = f"[button {text[1:].split('{')[0]}]" if text.startswith("/") else text
+        try:
+            await self.cases.add_message(person.state.case_id, person.key, "person", shown)
+            for reply in out:
+                await self.cases.add_message(person.state.case_id, person.key, "bot", reply.text)
+        except Exception:  # the case may have been closed or erased meanwhile
+            log.warning("could not add to the transcript of case %s", person.state.case_id)
 
     async def _keep_typing(self, chat_id: int) -> None:
         """'typing…' while the engine thinks (Telegram shows it for ~5 s per call)."""
@@ -273,14 +344,85 @@ class TelegramAdapter:
             reason,
         )
         try:
-            await self.repo.record_escalation(person.key, reason, "urgent", person.language)
+            await self.cases.open_case(
+                person.key, reason, "urgent", person.language,
+                transcript=await self._history(person.key), risk_flags=["danger"],
+            )  # fmt: skip
         except Exception:  # the answer went out; a database problem must not hide that
             log.exception("could not record the urgent case for %s", person.key)
 
+    async def _history(self, key: str) -> list[tuple[str, str]]:
+        """The conversation so far, from the engine's tracker (nothing when it is down)."""
+        try:
+            tracker = await asyncio.wait_for(self.engine.tracker(key), timeout=2.0)
+        except (EngineError, TimeoutError):
+            return []
+        return transcript_from_events(tracker.get("events") or [])
+
     async def request_human(self, person: Person) -> None:
-        """/operator: record the request, tell the person how to reach a human now."""
-        await self.repo.record_escalation(person.key, "operator_command", "high", person.language)
-        await self.deliver(person, [self.text("utter_human_handoff", person.language)])
+        """/operator: open (or raise) a case; say when a person will answer."""
+        case = await self.cases.open_case(
+            person.key, "operator_command", "high", person.language,
+            transcript=await self._history(person.key),
+        )  # fmt: skip
+        if case.status == "assigned":
+            await self.deliver(person, [self.text("text_case_joined", person.language)])
+        else:
+            await self.deliver(person, [self.handoff_text(person.language)])
+
+    def handoff_text(self, language: str) -> Outgoing:
+        """ "An operator will write here" in staffed hours; otherwise when, and the 24/7 phone."""
+        if self.hours.staffed():
+            return self.text("text_case_queued", language)
+        return self.text("text_case_after_hours", language, hours=self.hours.describe())
+
+    async def to_operator(self, person: Person, text: str) -> None:
+        """A message while an operator holds the chat: into the case, not to the engine."""
+        assert person.state.case_id is not None
+        await self.cases.add_message(person.state.case_id, person.key, "person", text)
+
+    async def media_while_held(self, person: Person, kind: str) -> bool:
+        """Voice, photo … while an operator holds the chat: noted for the operator. True when
+        handled (the caller then sends nothing else)."""
+        if person.state.case_status != "assigned":
+            return False
+        await self.to_operator(person, f"[{kind}]")
+        await self.deliver(person, [self.text("text_case_waiting_media", person.language)])
+        return True
+
+    # -- the operator's side ---------------------------------------------------------------
+    async def send_operator_reply(self, case_id: int, operator_id: int, text: str) -> str:
+        """Relay an operator's reply; returns the delivery status stored with it:
+        ``delivered``, ``blocked`` (the person blocked the bot) or ``failed``."""
+        case = await self.cases.get(case_id)
+        row = await self.cases.add_message(
+            case_id, case.user_key, "operator", text, operator_id=operator_id, delivery="pending"
+        )
+        status = "failed"
+        state = await self.chats.get(case.user_key)
+        if state is not None:
+            person = Person(case.user_key, state.chat_id, case.language, state)
+            try:
+                sent = await self.deliver(
+                    person, [self.text("text_case_operator", case.language, text=text)]
+                )
+                status = "delivered" if sent else "blocked"
+            except TelegramError as exc:
+                log.warning("operator reply for case %s failed: %s", case.code, exc)
+        await self.cases.set_delivery(row.id, status)
+        return status
+
+    async def announce(self, case_id: int, name: str) -> None:
+        """Tell the person a human joined (``text_case_joined``) or left (``text_case_closed``)."""
+        case = await self.cases.get(case_id)
+        state = await self.chats.get(case.user_key)
+        if state is None:
+            return
+        person = Person(case.user_key, state.chat_id, case.language, state)
+        try:
+            await self.deliver(person, [self.text(name, case.language)])
+        except TelegramError as exc:
+            log.warning("could not tell case %s's person (%s): %s", case.code, name, exc)
 
     async def forget(self, person: Person, command_message_id: int) -> dict[str, int]:
         """Erase the person's data and delete the chat's messages Telegram still allows."""
@@ -297,7 +439,9 @@ class TelegramAdapter:
                         await self.bot.delete_message(person.chat_id, message_id)
                         deleted += 1
         async with self._locked(person.key):
+            held = await self.cases.erase_person(person.key)  # the console shows it is gone
             counts = await self.chats.forget(person.key)
+            counts["open_cases"] = len(held)
             if self.eraser is not None:
                 counts["engine_events"] = await self.eraser.erase(person.key)
         counts["telegram_messages_deleted"] = deleted
@@ -374,6 +518,35 @@ class TelegramAdapter:
         while True:
             try:
                 await self.chats.purge(self.retention_days)
+                await self.cases.purge_texts(self.retention_days)
             except Exception:
                 log.exception("retention purge failed")
             await asyncio.sleep(3600)
+
+    async def alert_waiting(self) -> int:
+        """Tell the operators' Telegram chat about cases waiting too long: a case code and a
+        link, never message text. Returns the number of alerts sent."""
+        if self.operators_chat_id is None:
+            return 0
+        sent = 0
+        for case in await self.cases.waiting_longer_than(self.alert_after_minutes):
+            text = (
+                f"Case {case.code} ({case.priority}) is waiting for an operator: "
+                f"{self.console_url}/console/cases/{case.id}"
+            )
+            try:
+                await self.bot.send_message(self.operators_chat_id, text)
+            except TelegramError as exc:
+                log.warning("alert for case %s failed: %s", case.code, exc)
+                continue
+            await self.cases.mark_alerted(case.id)
+            sent += 1
+        return sent
+
+    async def _alert_loop(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            try:
+                await self.alert_waiting()
+            except Exception:
+                log.exception("alert round failed")

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.engine import EngineClient
 from bot.language import LANGUAGES
 from bot.nlg import ResponseRenderer
+from bot.staffed_hours import StaffedHours
 from bot.storage.repo import Repository
 from bot.telegram.adapter import TelegramAdapter
 from bot.telegram.handlers import COMMANDS, register
@@ -93,6 +94,10 @@ class TelegramService:
             secret_key=settings.secret_key,
             eraser=eraser,
             retention_days=settings.retention_days,
+            hours=StaffedHours.parse(settings.staffed_hours, settings.staffed_tz),
+            alert_after_minutes=settings.alert_after_minutes,
+            operators_chat_id=settings.operators_chat_id,
+            console_url=settings.console_url,
         )
         register(self.application, self.adapter)
 

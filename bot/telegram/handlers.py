@@ -90,6 +90,7 @@ class _Handlers:
     def __init__(self, adapter: TelegramAdapter) -> None:
         self.a = adapter
         self._group_noticed: dict[int, float] = {}
+        self._people: dict[int, Person] = {}  # update_id → sender, from claim to handler
 
     async def _person(self, update: Update, text: str | None = None) -> Person | None:
         user, chat = update.effective_user, update.effective_chat
@@ -98,7 +99,11 @@ class _Handlers:
         return await self.a.person(user.id, chat.id, user.language_code, text)
 
     async def _incoming(self, update: Update, text: str | None = None) -> Person | None:
-        """The sender of a message; its id is kept (48 h) so /forget can delete it too."""
+        """The sender of a message (identified when the update was claimed); its id is kept
+        (48 h) so /forget can delete it too."""
+        person = self._people.pop(update.update_id, None)
+        if person is not None:
+            return person
         user, chat, message = update.effective_user, update.effective_chat, update.effective_message
         if user is None or chat is None:
             return None
@@ -107,11 +112,30 @@ class _Handlers:
 
     # -- idempotency -------------------------------------------------------------------------
     async def claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not await self.a.chats.claim_update(update.update_id):
-            log.info("update %s already processed; dropped", update.update_id)
-            raise ApplicationHandlerStop
+        """Drop a repeated update. For a private message, also identify the sender in the same
+        transaction (one database commit on the way to the engine)."""
+        user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+        if (
+            user is not None
+            and chat is not None
+            and chat.type == "private"
+            and message is not None
+            and update.callback_query is None
+        ):
+            text = message.text if message.text and not message.text.startswith("/") else None
+            person = await self.a.begin(
+                update.update_id, user.id, chat.id, user.language_code, text, message.message_id
+            )
+            if person is not None:
+                self._people[update.update_id] = person
+                return
+        elif await self.a.chats.claim_update(update.update_id):
+            return
+        log.info("update %s already processed; dropped", update.update_id)
+        raise ApplicationHandlerStop
 
     async def finish(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self._people.pop(update.update_id, None)
         await self.a.chats.finish_update(update.update_id)
 
     # -- commands ----------------------------------------------------------------------------
@@ -187,6 +211,8 @@ class _Handlers:
             return
         if kind == "other" and message.caption is None:
             return  # service messages (pinned, joined …) need no answer
+        if await self.a.media_while_held(person, kind):
+            return
         await self.a.deliver(person, [self.a.text("text_tg_media", person.language)])
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

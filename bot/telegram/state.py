@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.storage.models import (
+    CaseMessage,
     Escalation,
     PendingMessage,
     Screening,
@@ -39,10 +41,28 @@ class ChatState:
     language: str | None  # explicit choice
     last_language: str | None
     blocked: bool
+    # Who handles the chat: no open case → the bot; "queued" → waiting (the bot still answers);
+    # "assigned" → a human (the engine is not called).
+    case_id: int | None = None
+    case_status: str | None = None
 
 
-def _state(row: TelegramChat) -> ChatState:
-    return ChatState(row.user_key, row.chat_id, row.language, row.last_language, row.blocked)
+def _state(row: TelegramChat, case: tuple[int, str] | None = None) -> ChatState:
+    return ChatState(
+        row.user_key, row.chat_id, row.language, row.last_language, row.blocked,
+        case[0] if case else None, case[1] if case else None,
+    )  # fmt: skip
+
+
+async def _open_case(s: Any, user_key: str) -> tuple[int, str] | None:
+    row = (
+        await s.execute(
+            select(Escalation.id, Escalation.status).where(
+                Escalation.user_key == user_key, Escalation.status.in_(("queued", "assigned"))
+            )
+        )
+    ).first()
+    return (int(row[0]), str(row[1])) if row else None
 
 
 class ChatStore:
@@ -61,6 +81,10 @@ class ChatStore:
                 return True
             except IntegrityError:
                 await s.rollback()
+        return await self._take_over(update_id)
+
+    async def _take_over(self, update_id: int) -> bool:
+        async with self.sessions() as s:
             result = await s.execute(
                 update(TelegramUpdate)
                 .where(
@@ -72,6 +96,57 @@ class ChatStore:
             )
             await s.commit()
             return result.rowcount == 1
+
+    async def claim_and_touch(
+        self,
+        update_id: int,
+        user_key: str,
+        chat_id: int,
+        language_of: Callable[[str | None], str | None],
+        message_id: int | None,
+    ) -> tuple[ChatState, str | None] | None:
+        """Claim the update and refresh the chat in ONE transaction (one commit on the path of
+        every private message); None when the update was already processed."""
+        async with self.sessions() as s:
+            s.add(TelegramUpdate(update_id=update_id, status="processing", claimed_at=utcnow()))
+            try:
+                await s.flush()
+            except IntegrityError:
+                await s.rollback()
+                if not await self._take_over(update_id):
+                    return None
+                return await self.touch(user_key, chat_id, language_of, message_id)
+            row = await s.get(TelegramChat, user_key)
+            if row is None:
+                row = TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False)
+                s.add(row)
+            detected = self._refresh(s, row, chat_id, language_of, message_id)
+            try:
+                await s.commit()
+            except IntegrityError:  # the chat row was created by another replica meanwhile
+                await s.rollback()
+                if not await self.claim_update(update_id):
+                    return None
+                return await self.touch(user_key, chat_id, language_of, message_id)
+            return _state(row, await _open_case(s, user_key)), detected
+
+    @staticmethod
+    def _refresh(
+        s: Any,
+        row: TelegramChat,
+        chat_id: int,
+        language_of: Callable[[str | None], str | None],
+        message_id: int | None,
+    ) -> str | None:
+        detected = language_of(row.last_language)
+        row.chat_id = chat_id
+        row.blocked = False
+        row.last_seen = utcnow()
+        if detected:
+            row.last_language = detected
+        if message_id is not None:
+            s.add(TelegramMessage(user_key=row.user_key, chat_id=chat_id, message_id=message_id))
+        return detected
 
     async def finish_update(self, update_id: int) -> None:
         async with self.sessions() as s:
@@ -101,14 +176,7 @@ class ChatStore:
             if row is None:
                 row = TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False)
                 s.add(row)
-            detected = language_of(row.last_language)
-            row.chat_id = chat_id
-            row.blocked = False
-            row.last_seen = utcnow()
-            if detected:
-                row.last_language = detected
-            if message_id is not None:
-                s.add(TelegramMessage(user_key=user_key, chat_id=chat_id, message_id=message_id))
+            detected = self._refresh(s, row, chat_id, language_of, message_id)
             try:
                 await s.commit()
             except IntegrityError:  # another replica created it at the same moment
@@ -116,12 +184,12 @@ class ChatStore:
                 row = await s.get(TelegramChat, user_key)
                 if row is None:
                     raise
-            return _state(row), detected
+            return _state(row, await _open_case(s, user_key)), detected
 
     async def get(self, user_key: str) -> ChatState | None:
         async with self.sessions() as s:
             row = await s.get(TelegramChat, user_key)
-            return None if row is None else _state(row)
+            return None if row is None else _state(row, await _open_case(s, user_key))
 
     async def set_language(self, user_key: str, language: str) -> None:
         async with self.sessions() as s:
@@ -208,15 +276,18 @@ class ChatStore:
         """Delete every row about this person; returns counts per table (for the audit)."""
         counts: dict[str, int] = {}
         async with self.sessions() as s:
-            for model in (TelegramMessage, PendingMessage, Escalation, Screening, TelegramChat):
+            models = (
+                TelegramMessage, PendingMessage, CaseMessage, Escalation, Screening, TelegramChat
+            )  # fmt: skip
+            for model in models:
                 result = await s.execute(delete(model).where(model.user_key == user_key))
                 counts[model.__tablename__] = result.rowcount or 0
             await s.commit()
         return counts
 
     async def purge(self, retention_days: int = 30) -> None:
-        """Retention: message ids past 48 h, update ids past a week, screenings and closed cases
-        past ``retention_days`` (what /privacy promises)."""
+        """Retention: message ids past 48 h, update ids past a week, screenings past
+        ``retention_days`` (case texts: ``CaseStore.purge_texts``, which honours legal holds)."""
         now = utcnow()
         kept = now - dt.timedelta(days=retention_days)
         async with self.sessions() as s:
@@ -227,9 +298,4 @@ class ChatStore:
                 delete(TelegramUpdate).where(TelegramUpdate.claimed_at < now - UPDATE_IDS_KEPT)
             )
             await s.execute(delete(Screening).where(Screening.created_at < kept))
-            await s.execute(
-                delete(Escalation).where(
-                    Escalation.status.in_(("closed", "abandoned")), Escalation.updated_at < kept
-                )
-            )
             await s.commit()
