@@ -12,6 +12,7 @@ first login (kept across reloads so a scanned QR code stays valid). ``reset_totp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -46,7 +47,7 @@ class AccountError(ValueError):
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
     """A hash of nothing anyone knows: unknown usernames are verified against it so a login
     takes as long whether the account exists or not."""
     return _hasher.hash(secrets.token_urlsafe(32))
@@ -125,9 +126,10 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> Consol
     user = await find_user(db, username)
     if user is None or not user.active or len(password) > MAX_PASSWORD:
         with contextlib.suppress(VerificationError):
-            _hasher.verify(_dummy_hash(), password[:MAX_PASSWORD])
+            await asyncio.to_thread(_hasher.verify, dummy_hash(), password[:MAX_PASSWORD])
         return None
-    return user if verify_password(user, password) else None
+    # argon2 takes tens of milliseconds by design: off the event loop.
+    return user if await asyncio.to_thread(verify_password, user, password) else None
 
 
 async def create_user(
@@ -138,7 +140,12 @@ async def create_user(
     if role not in ROLES:
         raise AccountError(f"The role must be one of: {', '.join(ROLES)}.")
     check_password_policy(password)
-    user = ConsoleUser(username=name, role=role, password_hash=hash_password(password), active=True)
+    user = ConsoleUser(
+        username=name,
+        role=role,
+        password_hash=await asyncio.to_thread(hash_password, password),
+        active=True,
+    )
     try:
         async with sessions() as db, db.begin():
             db.add(user)

@@ -9,6 +9,7 @@ Tests pass ``sessions=`` directly. Other console pages are added to the same app
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from typing import Any
@@ -77,8 +78,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     address = client_address(request, config)
     token: str | None = None
     async with console_db(request)() as db, db.begin():
+        # Refused attempts are not audited: the log is append-only, and an attacker must not
+        # be able to grow it without bound. The failures that caused the lock are in it.
         if await throttle.is_blocked(db, username, address):
-            await audit.record(db, username or "-", "login_failed", reason="throttled")
             error, status = throttle.MESSAGE, 429
         else:
             user = await accounts.authenticate(db, username, password)
@@ -138,7 +140,6 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
         # Locked: two requests racing with the same code must not both pass.
         user = await db.get(ConsoleUser, stage.user.id, with_for_update=True)
         if await throttle.is_blocked(db, user.username, address):
-            await audit.record(db, user.username, "login_failed", reason="throttled", step="totp")
             return _totp_page(request, user, error=throttle.MESSAGE, status=429)
         enrolling = not accounts.is_enrolled(user)
         if not accounts.verify_totp(user, form.get("code", "")):
@@ -276,6 +277,13 @@ def setup_console(
             app[CONSOLE_DB] = make_sessionmaker(app[DB])
 
         app.on_startup.append(connect)  # after bot.server's open_database, which sets DB
+
+    async def warm_up(app: web.Application) -> None:
+        # The dummy hash for unknown usernames, made now: made lazily, the first unknown
+        # login would take twice as long and tell that the name does not exist.
+        await asyncio.to_thread(accounts.dummy_hash)
+
+    app.on_startup.append(warm_up)
     app.middlewares.append(console_middleware)
     app.on_response_prepare.append(add_security_headers)
     router = app.router

@@ -29,6 +29,9 @@ COOKIE = "ctip_console"
 # cookie instead (a random value in this cookie and in the form; a foreign site sets neither).
 LOGIN_CSRF_COOKIE = "ctip_console_login"
 COOKIE_PATH = "/console"
+# last_seen_at is written at most this often: a page polling the queue should not turn every
+# request into a write (SQLite has one writer), and the idle timeout loses nothing that matters.
+TOUCH_EVERY = dt.timedelta(seconds=30)
 
 
 def hash_token(token: str) -> str:
@@ -91,7 +94,8 @@ async def load_session(
     if idle or old or user is None or not user.active:
         await db.delete(row)
         return None
-    row.last_seen_at = now
+    if now - aware(row.last_seen_at) > TOUCH_EVERY:
+        row.last_seen_at = now
     return row, user
 
 
