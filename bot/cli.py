@@ -1,4 +1,4 @@
-"""The ``ctip`` command: run the assistant, chat in a terminal.
+"""The ``ctip`` command: run the assistant, chat in a terminal, manage console accounts.
 
 ``ctip run`` is what ``make run`` calls: it starts the bot service and the engine on the contract
 ports (DESIGN.md §2) and stops both on Ctrl-C.
@@ -107,6 +107,51 @@ def _kb(settings: Settings, action: str) -> int:
     return 0
 
 
+def _read_password(from_stdin: bool) -> str:
+    """From stdin (scripts, no echo issue) or typed twice without echo."""
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise ValueError("The two passwords differ.")
+    return first
+
+
+def _user(settings: Settings, args: argparse.Namespace) -> int:
+    """``ctip user add`` (the first admin, and any account) / ``ctip user list``."""
+    from bot.console import accounts
+    from bot.storage.db import make_engine, make_sessionmaker
+    from bot.storage.schema import upgrade
+
+    upgrade(settings.database_url)
+
+    async def run(password: str | None) -> None:
+        engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
+        try:
+            if args.action == "add":
+                user = await accounts.create_user(sessions, args.username, args.role, password)
+                print(f"created {user.role} {user.username!r}.")
+                print("The authenticator (TOTP) is set up at the first login, at /console/login.")
+                return
+            for user in await accounts.list_users(sessions):
+                status = "active" if user.active else "deactivated"
+                totp = "totp" if accounts.is_enrolled(user) else "no totp yet"
+                print(f"{user.username}\t{user.role}\t{status}\t{totp}")
+        finally:
+            await engine.dispose()
+
+    try:
+        password = _read_password(args.password_stdin) if args.action == "add" else None
+        asyncio.run(run(password))
+    except ValueError as exc:  # AccountError is a ValueError
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ctip", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["upgrade"])
     kb = sub.add_parser("kb", help="knowledge base")
     kb.add_argument("action", choices=["check", "load"])
+    user = sub.add_parser("user", help="console accounts")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    add = user_sub.add_parser("add", help="create an account (TOTP is set up at first login)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["operator", "supervisor", "admin"])
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_sub.add_parser("list", help="list accounts")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -127,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(settings.var_dir).mkdir(parents=True, exist_ok=True)
     if args.command == "kb":
         return _kb(settings, args.action)
+    if args.command == "user":
+        return _user(settings, args)
     if args.command == "db":
         from bot.storage.schema import upgrade
 

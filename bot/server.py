@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions import context as actions_context
 from bot.config import Settings
+from bot.console.routes import setup_console
 from bot.engine import EngineClient
 from bot.knowledge import load_into, read_knowledge
 from bot.nlg import ResponseRenderer
@@ -156,6 +157,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/webhook", action_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/telegram/webhook", telegram_webhook)
+    setup_console(app, settings)  # its sessionmaker comes from DB at start-up (after open_database)
     return app
 
 
