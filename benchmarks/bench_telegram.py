@@ -216,7 +216,9 @@ async def run(levels: list[int]) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
-    print(f"Telegram adapter vs engine alone (same run, same scripts: {5 * ROUNDS} messages per user)")
+    print(
+        f"Telegram adapter vs engine alone (same run, same scripts: {5 * ROUNDS} messages per user)"
+    )
     print(f"{'users':>5}  {'engine p50/p95 ms':>18}  {'adapter p50/p95 ms':>19}  "
           f"{'p50 overhead':>12}  {'turns/s eng|tg':>15}  {'lost':>4}  {'dup':>3}  "
           f"{'fallback msgs':>13}")  # fmt: skip

@@ -141,27 +141,40 @@ async def test_forget_leaves_nothing_of_the_person(store) -> None:
 
 
 async def test_retention_purge(store) -> None:
+    from bot.storage.cases import CaseStore
+    from bot.storage.models import CaseMessage
+
     chats, repo, sessions = store
+    cases = CaseStore(sessions)
     await chats.track("u_old", 5, [1, 2])
     await repo.record_screening("u_old", {}, 0, "low", True)
-    case = await repo.record_escalation("u_old", "test", "normal", "en")
+    old_case = await cases.open_case("u_old", "test", "normal", "en", transcript=[("person", "hi")])
+    held = await cases.open_case("u_held", "test", "normal", "en", transcript=[("person", "kept")])
+    await cases.set_hold(held.id, True)
+    fresh = await cases.open_case("u_new", "test", "normal", "en", transcript=[("person", "new")])
+    for c in (old_case, held, fresh):
+        await cases.close(c.id, "information_given")
     old = utcnow() - dt.timedelta(days=31)
     async with sessions() as s:
         await s.execute(update(TelegramMessage).values(sent_at=utcnow() - dt.timedelta(hours=49)))
         await s.execute(update(Screening).values(created_at=old))
         await s.execute(
             update(Escalation)
-            .where(Escalation.id == case.id)
-            .values(status="closed", updated_at=old)
+            .where(Escalation.id.in_((old_case.id, held.id)))
+            .values(closed_at=old)
         )
         await s.commit()
     await chats.track("u_old", 5, [3])
     await chats.purge(retention_days=30)
+    assert await cases.purge_texts(retention_days=30) == 1
     assert [m for _, m in await chats.deletable("u_old")] == [3]
+    assert [m.text for m in await cases.transcript(old_case.id)] == [None]  # text gone, row kept
+    assert [m.text for m in await cases.transcript(held.id)] == ["kept"]  # legal hold
+    assert [m.text for m in await cases.transcript(fresh.id)] == ["new"]  # not old enough
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Screening)) == 0
-        assert await s.scalar(select(func.count()).select_from(Escalation)) == 0
-        assert await s.scalar(select(func.count()).select_from(TelegramMessage)) == 1
+        assert await s.scalar(select(func.count()).select_from(Escalation)) == 3
+        assert await s.scalar(select(func.count()).select_from(CaseMessage)) == 3
 
 
 def test_replies_of_a_turn_the_engine_finished_after_our_timeout() -> None:
