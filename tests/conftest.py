@@ -50,6 +50,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, emulator: RunningEmulator
         telegram_token=TEST_BOT_TOKEN,
         telegram_api_base_url=emulator.url,
         engine_timeout=5.0,
+        staffed_hours="always",
     )
 
 
