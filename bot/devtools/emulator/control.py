@@ -260,6 +260,7 @@ async def static(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     api = "/emulator/api"
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", lambda request: web.Response(status=204))
     app.router.add_get("/static/{name}", static)
     app.router.add_post(api + "/send/{kind}", send)
     app.router.add_post(api + "/edit", edit)
