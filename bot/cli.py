@@ -56,7 +56,12 @@ async def _run(settings: Settings) -> None:
             running_stack(settings, engine_port=_engine_port(settings), work_dir=work_dir)
         )
         log.info("bot service on %s, engine on %s", running.bot_url, settings.engine_url)
-        print("Ready. Ctrl-C stops the engine and the service.", flush=True)
+        print(
+            f"Operator console: {running.bot_url}/console/ (first account: "
+            "`.venv/bin/ctip user add NAME --role admin`)\n"
+            "Ready. Ctrl-C stops the engine and the service.",
+            flush=True,
+        )
         await asyncio.Event().wait()
 
 

@@ -23,7 +23,7 @@ def chromium_path() -> str:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def browser() -> AsyncIterator[object]:
+async def chromium() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     path = chromium_path()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser  # noqa: F401 - fixture
+from tests.browser import chromium  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.engine
 
 
-async def test_web_chat_with_buttons(stack, emulator, browser) -> None:  # noqa: F811
-    page = await browser.new_page()
+async def test_web_chat_with_buttons(stack, emulator, chromium) -> None:  # noqa: F811
+    page = await chromium.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)

@@ -286,7 +286,7 @@ COMMAND_ANSWERS = {
     "/help": "text_tg_help",
     "/privacy": "text_tg_privacy",
     "/sos": "utter_emergency",
-    "/operator": "utter_human_handoff",
+    "/operator": "text_case_queued",
     "/language": "utter_ask_language",
     "/weather": "text_tg_unknown_command",
 }

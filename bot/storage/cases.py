@@ -146,18 +146,26 @@ class CaseStore:
                     )
                 )
                 if current is not None:
-                    changed = False
-                    if PRIORITIES.index(priority) > PRIORITIES.index(current.priority):
-                        current.priority = priority
-                        changed = True
+                    # Conditional UPDATEs, not read-modify-write: two raises at once must not
+                    # leave the lower priority.
+                    lower = PRIORITIES[: PRIORITIES.index(priority)]
+                    raised = await s.execute(
+                        update(Escalation)
+                        .where(Escalation.id == current.id, Escalation.priority.in_(lower))
+                        .values(priority=priority, updated_at=utcnow())
+                    )
                     merged = list(dict.fromkeys([*(current.risk_flags or []), *flags]))
                     if merged != (current.risk_flags or []):
-                        current.risk_flags = merged
-                        changed = True
-                    if changed:
-                        await s.commit()
+                        await s.execute(
+                            update(Escalation)
+                            .where(Escalation.id == current.id)
+                            .values(risk_flags=merged)
+                        )
+                    await s.commit()
+                    if raised.rowcount or merged != (current.risk_flags or []):
                         self.changes.bump()
-                    return current
+                    async with self.sessions() as fresh:
+                        return await fresh.get(Escalation, current.id) or current
                 row = Escalation(
                     user_key=user_key,
                     reason=reason,
@@ -296,6 +304,7 @@ class CaseStore:
                 update(Escalation).where(Escalation.id == case_id).values(legal_hold=hold)
             )
             await s.commit()
+        self.changes.bump()
 
     async def mark_alerted(self, case_id: int) -> None:
         async with self.sessions() as s:
