@@ -39,6 +39,7 @@ from bot.console.sessions import (
     new_session,
     set_cookie,
 )
+from bot.console.workspace import setup_operator_pages
 from bot.storage.db import make_sessionmaker
 from bot.storage.models import ConsoleUser
 
@@ -297,4 +298,5 @@ def setup_console(
     router.add_get("/console/admin/users", admin_users)
     router.add_post("/console/admin/users", admin_users_submit)
     router.add_get("/console/audit", audit_page)
+    setup_operator_pages(app)  # queue, cases, dashboard (bot.console.workspace)
     router.add_static("/console/static", STATIC, name="console_static")
