@@ -460,7 +460,7 @@ async def test_security_headers(console: Console, browser: Browser) -> None:
         resp, _ = await browser.get(path)
         assert resp.headers["Content-Security-Policy"] == CSP, path
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
-        assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
         assert resp.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in CSP and "script-src 'self'" in CSP
     resp, body = await browser.get("/console/login")

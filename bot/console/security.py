@@ -9,7 +9,7 @@ Unauthenticated: GET/HEAD are redirected to /console/login (or to /console/totp 
 other methods get 401; a wrong role gets the 403 error page. Every POST/PUT/PATCH/DELETE under
 /console must carry the session's CSRF token (form field ``csrf_token`` or header
 ``X-CSRF-Token``) and, when the browser sends an ``Origin``, come from this host — else 403
-before the handler runs. Headers (CSP, nosniff, no-referrer, no-store) are added to every
+before the handler runs. Headers (CSP, nosniff, same-origin referrer, no-store) are added to every
 /console response, errors and streams included (``on_response_prepare``).
 """
 
@@ -49,7 +49,9 @@ CSP = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts,
+    # which the CSRF origin check must refuse. Other sites still get no referrer.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
 }
