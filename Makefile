@@ -75,6 +75,7 @@ compare: setup
 bench: setup $(MODEL)
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_telegram.py
+	$(PY) benchmarks/bench_console.py
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check bot actions nlu_ext scripts benchmarks tests
