@@ -129,3 +129,41 @@ async def test_after_hours_the_person_is_told_when_and_gets_the_phone(stack, emu
         adapter.hours = saved
     assert texts(replies) == local("text_case_after_hours", "ru", hours=StaffedHours.parse(
         "never").describe())  # fmt: skip
+
+
+async def test_waiting_case_alerts_the_operators_chat_with_code_and_link_only(stack, emulator):
+    client = emulator.client
+    adapter = stack.app[TELEGRAM].adapter
+    cases = CaseStore(make_sessionmaker(stack.app[DB]))
+    operator = new_user_id()
+    team_chat = -operator  # the operators' Telegram group
+    await client.send_text(operator, "team chat", chat_type="group", chat_id=team_chat)
+    await asyncio.sleep(1.0)  # the bot's one "private chats only" note
+    user = new_user_id()
+    await say(client, user, "/operator")
+    await say(client, user, "my secret is that my boss has my passport")
+    case = await cases.open_case_of(pseudonymise(user, stack.settings.secret_key))
+    saved = (adapter.operators_chat_id, adapter.alert_after_minutes)
+    adapter.operators_chat_id, adapter.alert_after_minutes = team_chat, 0.0
+    try:
+        after = await last_seq(client, team_chat)
+        assert await adapter.alert_waiting() >= 1
+        assert await adapter.alert_waiting() == 0  # once per case
+    finally:
+        adapter.operators_chat_id, adapter.alert_after_minutes = saved
+    alerts = texts(await bot_messages(client, team_chat, after, quiet=0.3))
+    assert case.code in alerts and f"/console/cases/{case.id}" in alerts
+    assert "passport" not in alerts and "secret" not in alerts
+
+
+async def test_forget_is_audited_without_the_person(stack, emulator) -> None:
+    from bot.console import audit
+
+    client = emulator.client
+    user = new_user_id()
+    key = pseudonymise(user, stack.settings.secret_key)
+    await say(client, user, "/operator")
+    await say(client, user, "/forget")
+    events = await audit.recent(make_sessionmaker(stack.app[DB]), 20, action="erasure")
+    assert events and events[0].actor == "person"
+    assert key not in str([(e.actor, e.detail) for e in events])

@@ -22,6 +22,7 @@ from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
+from bot.console import audit
 from bot.engine import EngineClient, EngineError
 from bot.language import DEFAULT_LANGUAGE, detect, normalize_code
 from bot.nlg import ResponseRenderer
@@ -446,6 +447,14 @@ class TelegramAdapter:
                 counts["engine_events"] = await self.eraser.erase(person.key)
         counts["telegram_messages_deleted"] = deleted
         log.info("erased %s: %s", person.key, counts)
+        try:  # who asked is not kept (that would undo the erasure): only that it happened
+            await audit.record(
+                self.chats.sessions, "person", "erasure",
+                case_id=held[0].id if held else None,
+                open_cases=len(held), deleted_count=deleted,
+            )  # fmt: skip
+        except Exception:
+            log.exception("could not audit an erasure")
         # Not tracked: nothing about this person remains after this message.
         await self.deliver(person, [self.text("text_tg_forget_done", person.language)], track=False)
         return counts
