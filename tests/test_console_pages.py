@@ -506,3 +506,20 @@ def test_charts_escape_labels() -> None:
     svg = str(bar_chart([(XSS, 2)], "t<b>"))
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "t&lt;b&gt;" in svg
     assert str(line_chart([], [], "x", "min")).startswith("<p")
+
+
+async def test_supervisor_pulls_a_closed_chat_back_in(console: Console, team: Team) -> None:
+    holder = await team.login("leyla.operator", "operator")
+    supervisor = await team.login("gunel.supervisor", "supervisor")
+    case = await claimed_case(console, team, "leyla.operator")
+    await store(console).close(case.id, "information_given")
+    path = f"/console/cases/{case.id}/pull"
+    resp, _ = await holder.post(path)
+    assert resp.status == 403  # operators cannot pull chats in
+    await supervisor.get(f"/console/cases/{case.id}")
+    resp, _ = await supervisor.post(path)
+    assert resp.status == 303
+    new = await store(console).open_case_of(case.user_key)
+    assert new is not None and new.id != case.id and new.status == "assigned"
+    assert resp.headers["Location"] == f"/console/cases/{new.id}"
+    assert [e.detail for e in await audit_rows(console, "claim")][-1] == {"pulled_from": case.id}

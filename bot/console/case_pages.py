@@ -349,6 +349,30 @@ async def hold(request: web.Request) -> web.StreamResponse:
     return _redirect(f"/console/cases/{case.id}")
 
 
+@require_role("supervisor")
+async def pull_in(request: web.Request) -> web.StreamResponse:
+    """A supervisor takes a closed case's chat back from the bot (a trigger of its own: the
+    person may be in trouble again); the result is a new case held by the supervisor."""
+    user = current_user(request)
+    case = await _load(request)
+    if isinstance(case, web.Response):
+        return case
+    try:
+        new = await case_store(request).pull_in(case.user_key, user.id, case.language)
+    except ClaimConflict:
+        return await _page(request, case, 409, error="Another operator holds this chat now.")
+    await audit.record(
+        console_db(request), user.username, "claim", case_id=new.id, pulled_from=case.id
+    )
+    adapter = telegram_adapter(request)
+    if adapter is not None:
+        try:
+            await adapter.announce(new.id, "text_case_joined")
+        except Exception:
+            log.warning("could not tell case %s's person", new.code, exc_info=True)
+    return _redirect(f"/console/cases/{new.id}")
+
+
 def setup_case_pages(app: web.Application) -> None:
     router = app.router
     base = r"/console/cases/{case_id:\d+}"
@@ -359,3 +383,4 @@ def setup_case_pages(app: web.Application) -> None:
     router.add_post(base + "/transfer", transfer)
     router.add_post(base + "/close", close)
     router.add_post(base + "/hold", hold)
+    router.add_post(base + "/pull", pull_in)
