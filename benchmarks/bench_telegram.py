@@ -171,6 +171,25 @@ async def through_telegram(
     }
 
 
+async def inside(bot_url: str, last: int) -> dict[str, float]:
+    """The bot service's own figures (``/metrics``) over this level's turns, in ms."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{bot_url}/metrics", params={"last": str(last)}) as resp,
+    ):
+        text = await resp.text()
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        for name, short in (
+            ("ctip_engine_turn_seconds", "engine"),
+            ("ctip_adapter_overhead_seconds", "overhead"),
+        ):
+            for q, label in (("0.5", "p50"), ("0.95", "p95")):
+                if line.startswith(f'{name}{{quantile="{q}"}}'):
+                    figures[f"{short}_{label}"] = float(line.split()[-1]) * 1000
+    return figures
+
+
 async def run(levels: list[int]) -> None:
     work = Path(tempfile.mkdtemp(prefix="ctip-bench-tg-"))
     async with running_emulator() as emu:
@@ -204,6 +223,7 @@ async def run(levels: list[int]) -> None:
                 await engine_direct(engine, users)
                 direct_wall = time.perf_counter() - start
                 tg = await through_telegram(client, users, expected, 8_100_000_000 + n * 1000)
+                tg["inside"] = await inside(f"http://127.0.0.1:{bot_port}", users * 5 * ROUNDS)
                 rows.append((users, direct, direct_wall, tg))
             rss_busy = rss_mb(proc.pid)
             engine_pids = children(proc.pid)
@@ -231,6 +251,19 @@ async def run(levels: list[int]) -> None:
             f"{users:>5}  {d50:>8.0f} / {d95:<7.0f}  {t50:>8.0f} / {t95:<8.0f}  "
             f"{(t50 / d50 - 1) * 100:>+11.0f}%  {turns / direct_wall:>6.1f} | "
             f"{turns / tg['wall']:<6.1f}  {tg['lost']:>4}  {tg['dup']:>3}  {tg['fallback']:>13}"
+        )
+    print()
+    print("Inside the bot service (/metrics over each level's turns): the adapter's own time")
+    print("per turn (update received → replies handed to Telegram, minus the engine call)")
+    print(
+        f"{'users':>5}  {'engine p50/p95 ms':>18}  {'adapter-own p50/p95 ms':>23}  {'p50 ratio':>9}"
+    )
+    for users, _, _, tg in rows:
+        f = tg["inside"]
+        print(
+            f"{users:>5}  {f.get('engine_p50', float('nan')):>8.1f} / {f.get('engine_p95', float('nan')):<7.1f}"
+            f"  {f.get('overhead_p50', float('nan')):>10.1f} / {f.get('overhead_p95', float('nan')):<10.1f}"
+            f"  {f.get('overhead_p50', float('nan')) / f.get('engine_p50', float('nan')) * 100:>8.1f}%"
         )
     print(f"bot service RSS: {rss_idle:.0f} MB after warm-up, {rss_busy:.0f} MB after the runs; "
           f"engine RSS {engine_rss:.0f} MB")  # fmt: skip

@@ -17,6 +17,7 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions import context as actions_context
+from bot import metrics
 from bot.config import Settings
 from bot.console.routes import setup_console
 from bot.engine import EngineClient
@@ -82,6 +83,14 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness of this service plus whether the engine is ready (for operators and tests)."""
     engine_ready = await request.app[ENGINE].ready()
     return web.json_response({"status": "ok", "engine": "ready" if engine_ready else "down"})
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Latency summaries (Prometheus text format); loopback only like the rest of the service.
+    ``?last=N`` computes the quantiles over the last N samples only (benchmarks)."""
+    last = request.query.get("last", "")
+    window = int(last) if last.isdigit() and int(last) > 0 else None
+    return web.Response(text=metrics.exposition(window), content_type="text/plain")
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
@@ -156,6 +165,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/nlg", nlg)
     app.router.add_post("/webhook", action_webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/telegram/webhook", telegram_webhook)
     setup_console(app, settings)  # its sessionmaker comes from DB at start-up (after open_database)
     return app

@@ -322,3 +322,19 @@ async def test_location_in_every_language(stack, client, lang, place, coords) ->
     await client.send_location(user, *coords, language_code=lang)
     replies = await bot_messages(client, user, after)
     assert f"{place} (~29" in texts(replies)
+
+
+async def test_metrics_show_the_adapter_and_engine_time(stack, client) -> None:
+    import aiohttp
+
+    user = new_user_id()
+    await say(client, user, "hello")
+    async with aiohttp.ClientSession() as http, http.get(stack.bot_url + "/metrics") as resp:
+        body = await resp.text()
+    assert resp.status == 200
+    count = next(
+        int(line.split()[-1]) for line in body.splitlines()
+        if line.startswith("ctip_adapter_overhead_seconds_count")
+    )  # fmt: skip
+    assert count >= 1
+    assert 'ctip_engine_turn_seconds{quantile="0.5"}' in body

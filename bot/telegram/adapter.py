@@ -15,13 +15,14 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
+from bot import metrics
 from bot.console import audit
 from bot.engine import EngineClient, EngineError
 from bot.language import DEFAULT_LANGUAGE, detect, normalize_code
@@ -93,6 +94,7 @@ class Person:
     chat_id: int  # raw Telegram chat id: only to send messages
     language: str  # the language to answer this turn in
     state: ChatState
+    received_at: float = 0.0  # perf_counter when the adapter got the update (for /metrics)
 
 
 class TelegramAdapter:
@@ -208,13 +210,15 @@ class TelegramAdapter:
         message_id: int | None,
     ) -> Person | None:
         """Claim the update and identify the sender in one transaction; None for a duplicate."""
+        received_at = time.perf_counter()
         key = self.key_of(user_id)
         result = await self.chats.claim_and_touch(
             update_id, key, chat_id, self._language_of(text, language_code), message_id
         )
         if result is None:
             return None
-        return self._person(key, chat_id, result[0], result[1], language_code)
+        person = self._person(key, chat_id, result[0], result[1], language_code)
+        return replace(person, received_at=received_at)
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -293,9 +297,11 @@ class TelegramAdapter:
         """Send ``text`` to the engine and deliver its replies; on failure, fall back and keep it."""
         async with self._locked(person.key):
             replies: list[dict[str, Any]] | None = None
+            engine_seconds = 0.0
             message_key = uuid.uuid4().hex
             if await self._flush_pending(person.key):
                 typing = asyncio.create_task(self._keep_typing(person.chat_id))
+                engine_started = time.perf_counter()
                 try:
                     replies = await self.engine.send(
                         person.key, text, {"language": person.language, "message_key": message_key}
@@ -304,6 +310,7 @@ class TelegramAdapter:
                     log.warning("engine failed for %s: %s", person.key, exc)
                 finally:
                     typing.cancel()
+                engine_seconds = time.perf_counter() - engine_started
             if replies is None:
                 await self.chats.add_pending(person.key, text, person.language, message_key)
                 self._wake.set()
@@ -312,6 +319,11 @@ class TelegramAdapter:
         else:
             out = outgoing(replies)
         await self.deliver(person, (prefix or []) + out)
+        if replies is not None and person.received_at:
+            total = time.perf_counter() - person.received_at
+            metrics.ENGINE_TURN.observe(engine_seconds)
+            metrics.ADAPTER_TURN.observe(total)
+            metrics.ADAPTER_OVERHEAD.observe(max(0.0, total - engine_seconds))
         if person.state.case_status == "queued" and person.state.case_id is not None:
             # Waiting for a human: the operator will read what the bot said meanwhile.
             await self._log_turn(person, text, out)
