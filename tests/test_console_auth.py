@@ -24,7 +24,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from yarl import URL
 
-from bot.config import Settings
+from bot.config import ROOT, Settings
 from bot.console import accounts, audit
 from bot.console.config import ConsoleConfig
 from bot.console.routes import WRONG_CODE, WRONG_LOGIN, setup_console
@@ -336,9 +336,21 @@ async def test_role_boundaries(console: Console) -> None:
         ]
     }
     expected = {
-        "operator": {"/console/admin/users": 403, "/console/audit": 403},
-        "supervisor": {"/console/admin/users": 403, "/console/audit": 200},
-        "admin": {"/console/admin/users": 200, "/console/audit": 200},
+        "operator": {
+            "/console/admin/users": 403,
+            "/console/audit": 403,
+            "/console/admin/knowledge": 403,
+        },
+        "supervisor": {
+            "/console/admin/users": 403,
+            "/console/audit": 200,
+            "/console/admin/knowledge": 403,
+        },
+        "admin": {
+            "/console/admin/users": 200,
+            "/console/audit": 200,
+            "/console/admin/knowledge": 200,
+        },
     }
     for role, (name, secret) in people.items():
         b = console.browser()
@@ -528,3 +540,19 @@ async def test_service_serves_the_console(tmp_path: Path) -> None:
         await runner.cleanup()
         if saved is not None:
             actions_context.configure(saved.repo, saved.renderer)
+
+
+async def test_admin_reloads_knowledge_and_sees_unverified_entries(console: Console) -> None:
+    from bot.knowledge import read_knowledge
+
+    secret = await enrolled_user(console.sessions, "rena.admin", "admin")
+    b = console.browser()
+    await b.login("rena.admin", secret)
+    resp, body = await b.get("/console/admin/knowledge")
+    kb = read_knowledge(ROOT / "knowledge")
+    unverified = sum(e.get("verified") is False for es in kb.entries.values() for e in es)
+    assert resp.status == 200 and f"Not verified ({unverified})" in body
+    resp, body = await b.post("/console/admin/knowledge")
+    assert resp.status == 200 and "Loaded:" in body
+    assert ("rena.admin", "knowledge_reload") in await audit_actions(console.sessions)
+    await b.close()

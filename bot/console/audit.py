@@ -44,6 +44,7 @@ ACTIONS = frozenset(
         "export",
         "erasure",
         "purge",
+        "knowledge_reload",
     }
 )
 

@@ -34,6 +34,7 @@ NAV = [
     ("Queue", "/console/queue", {"operator", "supervisor"}),
     ("Dashboard", "/console/dashboard", {"supervisor"}),
     ("Admin", "/console/admin/users", {"admin"}),
+    ("Knowledge", "/console/admin/knowledge", {"admin"}),
     ("Audit", "/console/audit", {"supervisor", "admin"}),
 ]
 

@@ -28,6 +28,7 @@ from bot.console.identity import (
     current_user,
     pending_session,
 )
+from bot.console.knowledge_page import setup_knowledge_page
 from bot.console.pages import STATIC, error_page, render
 from bot.console.security import add_security_headers, console_middleware, require_role
 from bot.console.sessions import (
@@ -299,4 +300,5 @@ def setup_console(
     router.add_post("/console/admin/users", admin_users_submit)
     router.add_get("/console/audit", audit_page)
     setup_operator_pages(app)  # queue, cases, dashboard (bot.console.workspace)
+    setup_knowledge_page(app)  # admin: knowledge counts, unverified entries, reload
     router.add_static("/console/static", STATIC, name="console_static")
