@@ -194,12 +194,22 @@ def test_replies_of_a_turn_the_engine_finished_after_our_timeout() -> None:
     assert replies_in_tracker(tracker, "") is None
 
 
-async def test_claim_and_touch_in_one_transaction(store) -> None:
-    chats, _, _ = store
-    first = await chats.claim_and_touch(2001, "u_one", 91, lambda last: "az", 5)
-    assert first is not None and first[0].last_language == "az" and first[1] == "az"
-    assert await chats.claim_and_touch(2001, "u_one", 91, lambda last: "ru", 5) is None
-    assert not await chats.claim_update(2001)
-    again = await chats.claim_and_touch(2002, "u_one", 91, lambda last: last, 6)
-    assert again is not None and again[1] == "az"  # the detector saw the last language
+async def test_claim_and_read_then_remember(store) -> None:
+    chats, repo, _ = store
+    first = await chats.claim_and_read(2001, "u_one", 91)
+    assert first is not None and (first.chat_id, first.last_language, first.case_id) == (
+        91,
+        None,
+        None,
+    )
+    assert await chats.claim_and_read(2001, "u_one", 91) is None  # duplicate
+    await chats.remember(2001, "u_one", 91, "az", 5)
+    assert not await chats.claim_update(2001)  # done: never again
+    await chats.add_pending("u_one", "a made-up message", "az")
+    case = await repo.record_escalation("u_one", "test", "high", "az")
+    again = await chats.claim_and_read(2002, "u_one", 91)
+    assert again is not None and again.last_language == "az"
+    assert (again.case_id, again.case_status, again.has_pending) == (case.id, "queued", True)
+    await chats.remember(2002, "u_one", 91, None, 6)  # no detection: the language stays
+    assert (await chats.get("u_one")).last_language == "az"
     assert [m for _, m in await chats.deletable("u_one")] == [5, 6]

@@ -207,18 +207,18 @@ class TelegramAdapter:
         chat_id: int,
         language_code: str | None,
         text: str | None,
-        message_id: int | None,
-    ) -> Person | None:
-        """Claim the update and identify the sender in one transaction; None for a duplicate."""
+    ) -> tuple[Person, str | None] | None:
+        """Claim the update and identify the sender (one short transaction); None for a
+        duplicate. Returns the person and the language detected in ``text`` (to remember)."""
         received_at = time.perf_counter()
         key = self.key_of(user_id)
-        result = await self.chats.claim_and_touch(
-            update_id, key, chat_id, self._language_of(text, language_code), message_id
-        )
-        if result is None:
+        state = await self.chats.claim_and_read(update_id, key, chat_id)
+        if state is None:
             return None
-        person = self._person(key, chat_id, result[0], result[1], language_code)
-        return replace(person, received_at=received_at)
+        code = normalize_code(language_code)
+        detected = detect(text, prior=state.last_language or code) if text else None
+        person = self._person(key, chat_id, state, detected, language_code)
+        return replace(person, received_at=received_at), detected
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -239,10 +239,19 @@ class TelegramAdapter:
         rendered = self.renderer.render(name, language, values)
         return Outgoing(rendered["text"], rendered["buttons"])
 
-    async def deliver(self, person: Person, replies: list[Outgoing], *, track: bool = True) -> bool:
+    async def deliver(
+        self,
+        person: Person,
+        replies: list[Outgoing],
+        *,
+        track: bool = True,
+        on_sent: Callable[[], None] | None = None,
+    ) -> bool:
         """Send replies; remember their ids for /forget. False when the person blocked the bot."""
         try:
             ids = await self.sender.send(person.chat_id, replies)
+            if on_sent is not None:
+                on_sent()
         except BlockedByUser:
             log.info("%s blocked the bot; not sending", person.key)
             await self.chats.set_blocked(person.key, True)
@@ -299,7 +308,7 @@ class TelegramAdapter:
             replies: list[dict[str, Any]] | None = None
             engine_seconds = 0.0
             message_key = uuid.uuid4().hex
-            if await self._flush_pending(person.key):
+            if not person.state.has_pending or await self._flush_pending(person.key):
                 typing = asyncio.create_task(self._keep_typing(person.chat_id))
                 engine_started = time.perf_counter()
                 try:
@@ -318,12 +327,15 @@ class TelegramAdapter:
             out = [self.text("text_tg_engine_down", person.language)]
         else:
             out = outgoing(replies)
-        await self.deliver(person, (prefix or []) + out)
-        if replies is not None and person.received_at:
-            total = time.perf_counter() - person.received_at
-            metrics.ENGINE_TURN.observe(engine_seconds)
-            metrics.ADAPTER_TURN.observe(total)
-            metrics.ADAPTER_OVERHEAD.observe(max(0.0, total - engine_seconds))
+
+        def measure() -> None:
+            if replies is not None and person.received_at:
+                total = time.perf_counter() - person.received_at
+                metrics.ENGINE_TURN.observe(engine_seconds)
+                metrics.ADAPTER_TURN.observe(total)
+                metrics.ADAPTER_OVERHEAD.observe(max(0.0, total - engine_seconds))
+
+        await self.deliver(person, (prefix or []) + out, on_sent=measure)
         if person.state.case_status == "queued" and person.state.case_id is not None:
             # Waiting for a human: the operator will read what the bot said meanwhile.
             await self._log_turn(person, text, out)

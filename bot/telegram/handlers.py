@@ -91,6 +91,8 @@ class _Handlers:
         self.a = adapter
         self._group_noticed: dict[int, float] = {}
         self._people: dict[int, Person] = {}  # update_id → sender, from claim to handler
+        # update_id → what to remember once the reply is out (see ChatStore.remember)
+        self._after: dict[int, tuple[str, int, str | None, int | None]] = {}
 
     async def _person(self, update: Update, text: str | None = None) -> Person | None:
         user, chat = update.effective_user, update.effective_chat
@@ -112,22 +114,25 @@ class _Handlers:
 
     # -- idempotency -------------------------------------------------------------------------
     async def claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Drop a repeated update. For a private message, also identify the sender in the same
-        transaction (one database commit on the way to the engine)."""
+        """Drop a repeated update. For a private message or button, also identify the sender
+        in the same short transaction (the only database work before the engine)."""
         user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+        query = update.callback_query
         if (
             user is not None
             and chat is not None
             and chat.type == "private"
-            and message is not None
-            and update.callback_query is None
+            and (message is not None or query is not None)  # not e.g. "blocked the bot"
         ):
-            text = message.text if message.text and not message.text.startswith("/") else None
-            person = await self.a.begin(
-                update.update_id, user.id, chat.id, user.language_code, text, message.message_id
-            )
-            if person is not None:
+            text = None
+            if query is None and message is not None and message.text:
+                text = None if message.text.startswith("/") else message.text
+            begun = await self.a.begin(update.update_id, user.id, chat.id, user.language_code, text)
+            if begun is not None:
+                person, detected = begun
                 self._people[update.update_id] = person
+                message_id = message.message_id if message is not None and query is None else None
+                self._after[update.update_id] = (person.key, chat.id, detected, message_id)
                 return
         elif await self.a.chats.claim_update(update.update_id):
             return
@@ -135,8 +140,13 @@ class _Handlers:
         raise ApplicationHandlerStop
 
     async def finish(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """After the handler: remember the chat (language, message id) and mark the update done."""
         self._people.pop(update.update_id, None)
-        await self.a.chats.finish_update(update.update_id)
+        after = self._after.pop(update.update_id, None)
+        if after is not None:
+            await self.a.chats.remember(update.update_id, *after)
+        else:
+            await self.a.chats.finish_update(update.update_id)
 
     # -- commands ----------------------------------------------------------------------------
     async def cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -173,7 +183,8 @@ class _Handlers:
             await self.a.deliver(person, [self.a.text("text_tg_privacy", person.language)])
 
     async def cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        person = await self._person(update)
+        self._after.pop(update.update_id, None)  # nothing of the person may be written back
+        person = self._people.pop(update.update_id, None) or await self._person(update)
         message = update.effective_message
         if person is not None and message is not None:
             await self.a.forget(person, message.message_id)
@@ -226,7 +237,7 @@ class _Handlers:
         chat = update.effective_chat
         if chat is not None and chat.type != "private":
             return
-        person = await self._person(update)
+        person = self._people.pop(update.update_id, None) or await self._person(update)
         if person is None:
             return
         payload = self.a.tokens.decode(query.data or "")

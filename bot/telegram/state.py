@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -45,13 +45,42 @@ class ChatState:
     # "assigned" → a human (the engine is not called).
     case_id: int | None = None
     case_status: str | None = None
+    has_pending: bool = False  # messages still waiting for the engine
 
 
-def _state(row: TelegramChat, case: tuple[int, str] | None = None) -> ChatState:
+def _state(
+    row: TelegramChat, case: tuple[int, str] | None = None, has_pending: bool = False
+) -> ChatState:
     return ChatState(
         row.user_key, row.chat_id, row.language, row.last_language, row.blocked,
-        case[0] if case else None, case[1] if case else None,
+        case[0] if case else None, case[1] if case else None, has_pending,
     )  # fmt: skip
+
+
+async def _read(s: Any, user_key: str) -> ChatState | None:
+    """The chat, its open case and whether messages wait for the engine: ONE query (each
+    statement through aiosqlite costs about a millisecond here, on every message's path)."""
+    waiting = (
+        select(PendingMessage.id).where(PendingMessage.user_key == TelegramChat.user_key).exists()
+    )
+    row = (
+        await s.execute(
+            select(TelegramChat, Escalation.id, Escalation.status, waiting)
+            .outerjoin(
+                Escalation,
+                and_(
+                    Escalation.user_key == TelegramChat.user_key,
+                    Escalation.status.in_(("queued", "assigned")),
+                ),
+            )
+            .where(TelegramChat.user_key == user_key)
+        )
+    ).first()
+    if row is None:
+        return None
+    chat, case_id, case_status, has_pending = row
+    case = (int(case_id), str(case_status)) if case_id is not None else None
+    return _state(chat, case, bool(has_pending))
 
 
 async def _open_case(s: Any, user_key: str) -> tuple[int, str] | None:
@@ -97,16 +126,13 @@ class ChatStore:
             await s.commit()
             return result.rowcount == 1
 
-    async def claim_and_touch(
-        self,
-        update_id: int,
-        user_key: str,
-        chat_id: int,
-        language_of: Callable[[str | None], str | None],
-        message_id: int | None,
-    ) -> tuple[ChatState, str | None] | None:
-        """Claim the update and refresh the chat in ONE transaction (one commit on the path of
-        every private message); None when the update was already processed."""
+    async def claim_and_read(self, update_id: int, user_key: str, chat_id: int) -> ChatState | None:
+        """Claim the update and read the chat's state in one short transaction (the only
+        database work before the engine); None when the update was already processed.
+
+        The chat row is created on first contact; refreshing it (language, last seen, the
+        message id for /forget) waits until the reply is out: ``remember``.
+        """
         async with self.sessions() as s:
             s.add(TelegramUpdate(update_id=update_id, status="processing", claimed_at=utcnow()))
             try:
@@ -115,20 +141,51 @@ class ChatStore:
                 await s.rollback()
                 if not await self._take_over(update_id):
                     return None
-                return await self.touch(user_key, chat_id, language_of, message_id)
-            row = await s.get(TelegramChat, user_key)
-            if row is None:
-                row = TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False)
-                s.add(row)
-            detected = self._refresh(s, row, chat_id, language_of, message_id)
+                return await self._read_or_create(user_key, chat_id)
+            state = await _read(s, user_key)
+            if state is None:
+                s.add(TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False))
             try:
                 await s.commit()
             except IntegrityError:  # the chat row was created by another replica meanwhile
                 await s.rollback()
                 if not await self.claim_update(update_id):
                     return None
-                return await self.touch(user_key, chat_id, language_of, message_id)
-            return _state(row, await _open_case(s, user_key)), detected
+                return await self._read_or_create(user_key, chat_id)
+        if state is None:
+            return ChatState(user_key, chat_id, None, None, False)
+        return state
+
+    async def _read_or_create(self, user_key: str, chat_id: int) -> ChatState:
+        state, _ = await self.touch(user_key, chat_id)
+        async with self.sessions() as s:
+            return await _read(s, user_key) or state
+
+    async def remember(
+        self,
+        update_id: int,
+        user_key: str,
+        chat_id: int,
+        detected: str | None,
+        message_id: int | None,
+    ) -> None:
+        """After the reply: refresh the chat row, keep the message id (48 h, for /forget) and
+        mark the update done — one transaction, off the person's waiting time."""
+        values: dict[str, Any] = {"chat_id": chat_id, "blocked": False, "last_seen": utcnow()}
+        if detected:
+            values["last_language"] = detected
+        async with self.sessions() as s:
+            await s.execute(
+                update(TelegramChat).where(TelegramChat.user_key == user_key).values(**values)
+            )
+            if message_id is not None:
+                s.add(TelegramMessage(user_key=user_key, chat_id=chat_id, message_id=message_id))
+            await s.execute(
+                update(TelegramUpdate)
+                .where(TelegramUpdate.update_id == update_id)
+                .values(status="done")
+            )
+            await s.commit()
 
     @staticmethod
     def _refresh(
@@ -188,8 +245,7 @@ class ChatStore:
 
     async def get(self, user_key: str) -> ChatState | None:
         async with self.sessions() as s:
-            row = await s.get(TelegramChat, user_key)
-            return None if row is None else _state(row, await _open_case(s, user_key))
+            return await _read(s, user_key)
 
     async def set_language(self, user_key: str, language: str) -> None:
         async with self.sessions() as s:
