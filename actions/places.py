@@ -13,6 +13,7 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
+from actions import context
 from actions.context import pick
 from bot.storage.repo import Nearby
 
@@ -79,7 +80,7 @@ def organisation_lines(
         org = n.organisation
         line = f"{icon} {pick(org.texts.get('name'), lang)} — {city_name(n.city)}"
         if n.km >= 5:
-            line += f" (~{n.km:.0f} km)"
+            line += f" (~{n.km:.0f} {context.get().renderer.render('text_km', lang)['text']})"
         line += f"\n   {pick(org.texts.get('offers'), lang)}"
         if org.phone:
             contact = phones.get(org.phone)

@@ -321,7 +321,8 @@ async def test_location_in_every_language(stack, client, lang, place, coords) ->
     after = await last_seq(client, user)
     await client.send_location(user, *coords, language_code=lang)
     replies = await bot_messages(client, user, after)
-    assert f"{place} (~29" in texts(replies)
+    unit = "км" if lang == "ru" else "km"
+    assert f"{place} (~29" in texts(replies) and f" {unit})" in texts(replies)
 
 
 async def test_metrics_show_the_adapter_and_engine_time(stack, client) -> None:
@@ -338,3 +339,24 @@ async def test_metrics_show_the_adapter_and_engine_time(stack, client) -> None:
     )  # fmt: skip
     assert count >= 1
     assert 'ctip_engine_turn_seconds{quantile="0.5"}' in body
+
+
+async def test_flooding_is_braked_politely_and_danger_still_gets_through(stack, client) -> None:
+    from bot.telegram.adapter import FloodGuard
+
+    adapter = service(stack).adapter
+    saved = adapter.flood
+    adapter.flood = FloodGuard(limit=3, window=60)
+    try:
+        user, other = new_user_id(), new_user_id()
+        for i in range(6):
+            await client.send_text(user, f"hello {i}", language_code="en")
+        replies = await bot_messages(client, user, 0, count=4, quiet=1.5)
+        assert texts(replies).count(local("text_tg_slow_down", "en")) == 1
+        assert len(replies) == 4  # three answers and one note; the rest skipped
+        replies = await say(client, user, "help, they are beating me")
+        assert texts(replies) == local("utter_emergency", "en")
+        replies = await say(client, other, "hello")
+        assert local("text_tg_slow_down", "en") not in texts(replies)
+    finally:
+        adapter.flood = saved

@@ -213,3 +213,13 @@ async def test_claim_and_read_then_remember(store) -> None:
     await chats.remember(2002, "u_one", 91, None, 6)  # no detection: the language stays
     assert (await chats.get("u_one")).last_language == "az"
     assert [m for _, m in await chats.deletable("u_one")] == [5, 6]
+
+
+def test_flood_guard_window_and_one_warning() -> None:
+    from bot.telegram.adapter import FloodGuard
+
+    guard = FloodGuard(limit=3, window=60)
+    assert [guard.allow("u_f", now=t) for t in (0, 1, 2, 3)] == [True, True, True, False]
+    assert guard.allow("u_other", now=3)  # others are not affected
+    assert guard.should_warn("u_f", now=3) and not guard.should_warn("u_f", now=10)
+    assert guard.allow("u_f", now=61)  # the first message left the window

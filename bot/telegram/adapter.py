@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +46,44 @@ LANGUAGE_PAYLOAD = re.compile(r'^/change_language\{"language":\s*"(az|ru|en)"\}$
 
 
 IN_PROGRESS: Any = object()
+
+
+class FloodGuard:
+    """At most ``limit`` messages per person per ``window`` seconds reach the engine.
+
+    Why: one person (or a script) sending hundreds of messages would take the engine's time from
+    everybody else. Past the limit the person is told once per window to slow down; danger
+    phrases still get the emergency answer (the caller checks the safety net first). Kept per
+    replica, in memory: a rough brake, not an exact quota.
+    """
+
+    def __init__(self, limit: int = 20, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[str, deque[float]] = {}
+        self._warned: dict[str, float] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        times = self._seen.setdefault(key, deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        if len(self._seen) > 10_000:  # forget people who went quiet
+            for k in [k for k, t in self._seen.items() if not t or now - t[-1] > self.window]:
+                self._seen.pop(k, None)
+                self._warned.pop(k, None)
+        return True
+
+    def should_warn(self, key: str, now: float | None = None) -> bool:
+        """True once per window for a person over the limit."""
+        now = time.monotonic() if now is None else now
+        if now - self._warned.get(key, -self.window - 1) > self.window:
+            self._warned[key] = now
+            return True
+        return False
 
 
 def outgoing(replies: list[dict[str, Any]]) -> list[Outgoing]:
@@ -137,6 +176,7 @@ class TelegramAdapter:
         self._lock_users: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.flood = FloodGuard()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -271,6 +311,8 @@ class TelegramAdapter:
         if is_emergency(text):
             await self.emergency(person, reason="safety_net")
             return
+        if not await self._within_limits(person):
+            return
         if not text.strip():
             await self.deliver(person, [self.text("text_tg_empty", person.language)])
             return
@@ -285,11 +327,22 @@ class TelegramAdapter:
         if person.state.case_status == "assigned":
             await self.to_operator(person, f"[button {payload[1:].split('{')[0]}]")
             return
+        if not await self._within_limits(person):
+            return
         match = LANGUAGE_PAYLOAD.match(payload)
         if match:
             await self.chats.set_language(person.key, match.group(1))
             person = Person(person.key, person.chat_id, match.group(1), person.state)
         await self.converse(person, payload)
+
+    async def _within_limits(self, person: Person) -> bool:
+        """The flood brake: False (and, once per window, a polite note) when over the limit."""
+        if self.flood.allow(person.key):
+            return True
+        log.info("%s is over the message limit; message not processed", person.key)
+        if self.flood.should_warn(person.key):
+            await self.deliver(person, [self.text("text_tg_slow_down", person.language)])
+        return False
 
     async def handle_location(self, person: Person, latitude: float, longitude: float) -> None:
         if person.state.case_status == "assigned":
