@@ -9,38 +9,9 @@ keywords in ``knowledge/law.yml`` are not fitted to the official questions. Run:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from types import SimpleNamespace
 
-import yaml
-
-from actions.law import build_index
 from bot.config import ROOT
-from bot.devtools.legal_eval import LegalReport, evaluate_legal, format_legal
-from bot.knowledge import read_knowledge
-
-
-def evaluate_dir(root: Path, questions: Path) -> dict[str, LegalReport]:
-    """Top-1/top-3 over every ``{lang}.yml`` in ``questions`` (any subset of languages)."""
-    kb = read_knowledge(root / "knowledge")
-    provisions = [
-        SimpleNamespace(article=str(p["article"]), texts=p, id=p["id"])
-        for p in kb.entries["law.yml"]
-    ]
-    reports: dict[str, LegalReport] = {}
-    for path in sorted(questions.glob("*.yml")):
-        lang = path.stem
-        index = build_index(provisions, lang)
-        report = LegalReport(lang)
-        for item in yaml.safe_load(path.read_text("utf-8"))["questions"]:
-            hits = [h.id for h in index.search(item["q"], k=3)]
-            report.n += 1
-            report.top1 += bool(hits) and hits[0] == item["expected"]
-            report.top3 += item["expected"] in hits
-            if not hits or hits[0] != item["expected"]:
-                report.misses.append((item["expected"], item["q"], hits))
-        reports[lang] = report
-    return reports
+from bot.devtools.legal_eval import evaluate_dir, evaluate_legal, format_legal
 
 
 def main() -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.devtools.legal_eval import evaluate_legal, format_legal
+from bot.devtools.legal_eval import evaluate_dir, evaluate_legal, format_legal
 from bot.legal_search import BM25Index, stem, tokens
-from scripts.eval_legal import evaluate_dir
 
 # Measured figures are in docs/legal-qa.md; floors sit under them to catch regressions.
 FLOOR_TOP1 = {"az": 0.85, "ru": 0.85, "en": 0.85}

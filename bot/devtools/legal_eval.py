@@ -13,10 +13,9 @@ from types import SimpleNamespace
 
 import yaml
 
-from actions.law import provision_document
+from actions.law import build_index
 from bot.knowledge import read_knowledge
 from bot.language import LANGUAGES
-from bot.legal_search import BM25Index
 
 
 @dataclass
@@ -28,21 +27,22 @@ class LegalReport:
     misses: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
-def evaluate_legal(root: Path) -> dict[str, LegalReport]:
+def evaluate_dir(root: Path, questions: Path) -> dict[str, LegalReport]:
+    """Top-1/top-3 over every ``{lang}.yml`` in ``questions`` (any subset of languages), with
+    the index ``action_legal_answer`` builds. Languages in the project's order."""
     kb = read_knowledge(root / "knowledge")
     provisions = [
         SimpleNamespace(article=str(p["article"]), texts=p, id=p["id"])
         for p in kb.entries["law.yml"]
     ]
+    order = {lang: i for i, lang in enumerate(LANGUAGES)}
+    paths = sorted(questions.glob("*.yml"), key=lambda p: (order.get(p.stem, len(order)), p.stem))
     reports: dict[str, LegalReport] = {}
-    for lang in LANGUAGES:
-        index = BM25Index(
-            {p.id: provision_document(p, lang) for p in provisions},
-            articles={p.id: p.article for p in provisions},
-        )
-        data = yaml.safe_load((root / "eval" / "legal_qa" / f"{lang}.yml").read_text("utf-8"))
+    for path in paths:
+        lang = path.stem
+        index = build_index(provisions, lang)
         report = LegalReport(lang)
-        for item in data["questions"]:
+        for item in yaml.safe_load(path.read_text("utf-8"))["questions"]:
             hits = [h.id for h in index.search(item["q"], k=3)]
             report.n += 1
             report.top1 += bool(hits) and hits[0] == item["expected"]
@@ -51,6 +51,11 @@ def evaluate_legal(root: Path) -> dict[str, LegalReport]:
                 report.misses.append((item["expected"], item["q"], hits))
         reports[lang] = report
     return reports
+
+
+def evaluate_legal(root: Path) -> dict[str, LegalReport]:
+    """The official set, ``eval/legal_qa/``."""
+    return evaluate_dir(root, root / "eval" / "legal_qa")
 
 
 def format_legal(reports: dict[str, LegalReport], show_misses: int = 0) -> str:
