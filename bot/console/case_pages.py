@@ -38,7 +38,7 @@ from bot.console.casework import (
     usernames,
 )
 from bot.console.identity import CurrentUser, console_db, current_user
-from bot.console.pages import error_page, render
+from bot.console.pages import error_page, form_fields, redirect, render
 from bot.console.security import require_role
 from bot.console.stream import EventStream, changes
 from bot.storage.cases import CHANGES, OUTCOMES, CaseNotFound, ClaimConflict
@@ -50,15 +50,6 @@ MAX_TEXT = 4000  # Telegram's limit is 4096; the "👤 Operator:" prefix needs t
 ERASED = "This conversation was erased at the person's request."
 NOT_YOURS = "This case is not assigned to you. Claim it from the queue to open it."
 ADMIN_NO_TRANSCRIPTS = "Admins do not see transcripts."
-
-
-def _redirect(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
-
-
-async def _form(request: web.Request) -> dict[str, str]:
-    data = await request.post()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
 def _refusal(request: web.Request, user: CurrentUser) -> web.Response:
@@ -244,7 +235,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
         return case
     if not holds(user, case):
         return error_page(request, 403, "Only the operator holding the case can reply.")
-    text = _text(await _form(request))
+    text = _text(await form_fields(request))
     if text is None:
         return await _page(
             request, case, 400, error=f"Write a reply of 1 to {MAX_TEXT} characters."
@@ -266,7 +257,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
         console_db(request), user.username, "reply", case_id=case.id,
         chars=len(text), delivery_status=status,
     )  # fmt: skip
-    return _redirect(f"/console/cases/{case.id}#reply")
+    return redirect(f"/console/cases/{case.id}#reply")
 
 
 @require_role(*CASE_ROLES)
@@ -276,12 +267,12 @@ async def note(request: web.Request) -> web.StreamResponse:
     case = await _managed(request)
     if isinstance(case, web.Response):
         return case
-    text = _text(await _form(request))
+    text = _text(await form_fields(request))
     if text is None:
         return await _page(request, case, 400, error=f"Write a note of 1 to {MAX_TEXT} characters.")
     await case_store(request).add_message(case.id, case.user_key, "note", text, operator_id=user.id)
     await audit.record(console_db(request), user.username, "note", case_id=case.id, chars=len(text))
-    return _redirect(f"/console/cases/{case.id}#note")
+    return redirect(f"/console/cases/{case.id}#note")
 
 
 @require_role(*CASE_ROLES)
@@ -290,7 +281,7 @@ async def transfer(request: web.Request) -> web.StreamResponse:
     case = await _managed(request)
     if isinstance(case, web.Response):
         return case
-    form = await _form(request)
+    form = await form_fields(request)
     targets = {h.id: h for h in await active_handlers(request)}
     try:
         target = targets[int(form.get("to_user_id", ""))]
@@ -306,7 +297,7 @@ async def transfer(request: web.Request) -> web.StreamResponse:
         console_db(request), user.username, "transfer", case_id=case.id, to_user_id=target.id
     )
     location = f"/console/cases/{case.id}" if can_view(user, case) else "/console/queue"
-    return _redirect(location)
+    return redirect(location)
 
 
 @require_role(*CASE_ROLES)
@@ -316,7 +307,7 @@ async def close(request: web.Request) -> web.StreamResponse:
     case = await _managed(request)
     if isinstance(case, web.Response):
         return case
-    outcome = (await _form(request)).get("outcome", "")
+    outcome = (await form_fields(request)).get("outcome", "")
     if outcome not in OUTCOMES:
         return await _page(request, case, 400, error="Choose an outcome to close the case.")
     try:
@@ -332,7 +323,7 @@ async def close(request: web.Request) -> web.StreamResponse:
             await adapter.announce(case.id, "text_case_closed")
         except Exception:
             log.warning("could not tell case %s's person it closed", case.code, exc_info=True)
-    return _redirect("/console/queue")
+    return redirect("/console/queue")
 
 
 @require_role("supervisor")
@@ -342,11 +333,11 @@ async def hold(request: web.Request) -> web.StreamResponse:
     case = await _load(request)
     if isinstance(case, web.Response):
         return case
-    on = (await _form(request)).get("hold") == "on"
+    on = (await form_fields(request)).get("hold") == "on"
     await case_store(request).set_hold(case.id, on)
     CHANGES.bump()  # set_hold does not wake live views itself
     await audit.record(console_db(request), user.username, "hold", case_id=case.id, legal_hold=on)
-    return _redirect(f"/console/cases/{case.id}")
+    return redirect(f"/console/cases/{case.id}")
 
 
 @require_role("supervisor")
@@ -370,7 +361,7 @@ async def pull_in(request: web.Request) -> web.StreamResponse:
             await adapter.announce(new.id, "text_case_joined")
         except Exception:
             log.warning("could not tell case %s's person", new.code, exc_info=True)
-    return _redirect(f"/console/cases/{new.id}")
+    return redirect(f"/console/cases/{new.id}")
 
 
 def setup_case_pages(app: web.Application) -> None:

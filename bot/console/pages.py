@@ -74,3 +74,14 @@ def render(request: web.Request, name: str, *, status: int = 200, **context: Any
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
     return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+def redirect(location: str) -> web.Response:
+    """303: after a POST the browser follows with a GET (no form resubmission)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def form_fields(request: web.Request) -> dict[str, str]:
+    """The POSTed form's text fields (file parts dropped)."""
+    data = await request.post()
+    return {k: v for k, v in data.items() if isinstance(v, str)}

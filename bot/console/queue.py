@@ -26,7 +26,7 @@ from bot.console.casework import (
     wants_json,
 )
 from bot.console.identity import CurrentUser, console_db, current_user
-from bot.console.pages import error_page, render
+from bot.console.pages import error_page, redirect, render
 from bot.console.security import require_role
 from bot.console.stream import EventStream, changes
 from bot.storage.cases import OPEN, ClaimConflict, QueueRow
@@ -139,7 +139,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
     location = f"/console/cases/{case.id}"
     if wants_json(request):
         return web.json_response({"case_id": case.id, "location": location})
-    return web.Response(status=303, headers={"Location": location})
+    return redirect(location)
 
 
 def setup_queue(app: web.Application) -> None:

@@ -29,7 +29,7 @@ from bot.console.identity import (
     pending_session,
 )
 from bot.console.knowledge_page import setup_knowledge_page
-from bot.console.pages import STATIC, error_page, render
+from bot.console.pages import STATIC, error_page, form_fields, redirect, render
 from bot.console.security import add_security_headers, console_middleware, require_role
 from bot.console.sessions import (
     COOKIE,
@@ -49,16 +49,6 @@ WRONG_LOGIN = "Wrong username or password."
 WRONG_CODE = "That code is not valid (or was already used). Wait for the next one and try again."
 
 
-def redirect(location: str) -> web.Response:
-    """303: after a POST the browser follows with a GET (no form resubmission)."""
-    return web.Response(status=303, headers={"Location": location})
-
-
-async def _form(request: web.Request) -> dict[str, str]:
-    data = await request.post()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
-
-
 # --- login: password -------------------------------------------------------------------------
 
 
@@ -73,7 +63,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await form_fields(request)
     username = accounts.normalise_username(form.get("username", ""))[:64]
     password = form.get("password", "")
     config = console_config(request)
@@ -135,7 +125,7 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
         return redirect("/console/login")
     if stage.second_factor:
         return redirect("/console/")
-    form = await _form(request)
+    form = await form_fields(request)
     config = console_config(request)
     address = client_address(request, config)
     async with console_db(request)() as db, db.begin():
@@ -214,7 +204,7 @@ async def admin_users(request: web.Request) -> web.StreamResponse:
 async def admin_users_submit(request: web.Request) -> web.StreamResponse:
     """Create (one-time password shown once, never stored in clear), deactivate, reset TOTP."""
     admin = current_user(request)
-    form = await _form(request)
+    form = await form_fields(request)
     action = form.get("action")
     db = console_db(request)
     try:
