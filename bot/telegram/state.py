@@ -83,17 +83,6 @@ async def _read(s: Any, user_key: str) -> ChatState | None:
     return _state(chat, case, bool(has_pending))
 
 
-async def _open_case(s: Any, user_key: str) -> tuple[int, str] | None:
-    row = (
-        await s.execute(
-            select(Escalation.id, Escalation.status).where(
-                Escalation.user_key == user_key, Escalation.status.in_(("queued", "assigned"))
-            )
-        )
-    ).first()
-    return (int(row[0]), str(row[1])) if row else None
-
-
 class ChatStore:
     """Async access to the ``tg_*`` tables."""
 
@@ -158,8 +147,7 @@ class ChatStore:
 
     async def _read_or_create(self, user_key: str, chat_id: int) -> ChatState:
         state, _ = await self.touch(user_key, chat_id)
-        async with self.sessions() as s:
-            return await _read(s, user_key) or state
+        return state
 
     async def remember(
         self,
@@ -186,24 +174,6 @@ class ChatStore:
                 .values(status="done")
             )
             await s.commit()
-
-    @staticmethod
-    def _refresh(
-        s: Any,
-        row: TelegramChat,
-        chat_id: int,
-        language_of: Callable[[str | None], str | None],
-        message_id: int | None,
-    ) -> str | None:
-        detected = language_of(row.last_language)
-        row.chat_id = chat_id
-        row.blocked = False
-        row.last_seen = utcnow()
-        if detected:
-            row.last_language = detected
-        if message_id is not None:
-            s.add(TelegramMessage(user_key=row.user_key, chat_id=chat_id, message_id=message_id))
-        return detected
 
     async def finish_update(self, update_id: int) -> None:
         async with self.sessions() as s:
@@ -233,15 +203,22 @@ class ChatStore:
             if row is None:
                 row = TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False)
                 s.add(row)
-            detected = self._refresh(s, row, chat_id, language_of, message_id)
+            detected = language_of(row.last_language)
+            row.chat_id = chat_id
+            row.blocked = False
+            row.last_seen = utcnow()
+            if detected:
+                row.last_language = detected
+            if message_id is not None:
+                s.add(TelegramMessage(user_key=user_key, chat_id=chat_id, message_id=message_id))
             try:
                 await s.commit()
             except IntegrityError:  # another replica created it at the same moment
                 await s.rollback()
-                row = await s.get(TelegramChat, user_key)
-                if row is None:
-                    raise
-            return _state(row, await _open_case(s, user_key)), detected
+            state = await _read(s, user_key)
+            if state is None:
+                raise RuntimeError(f"chat row of {user_key} vanished")
+            return state, detected
 
     async def get(self, user_key: str) -> ChatState | None:
         async with self.sessions() as s:
