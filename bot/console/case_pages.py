@@ -41,7 +41,7 @@ from bot.console.identity import CurrentUser, console_db, current_user
 from bot.console.pages import error_page, form_fields, redirect, render
 from bot.console.security import require_role
 from bot.console.stream import EventStream, changes
-from bot.storage.cases import CHANGES, OUTCOMES, CaseNotFound, ClaimConflict
+from bot.storage.cases import OUTCOMES, CaseNotFound, ClaimConflict
 from bot.storage.models import CaseMessage, Escalation
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,6 @@ async def hold(request: web.Request) -> web.StreamResponse:
         return case
     on = (await form_fields(request)).get("hold") == "on"
     await case_store(request).set_hold(case.id, on)
-    CHANGES.bump()  # set_hold does not wake live views itself
     await audit.record(console_db(request), user.username, "hold", case_id=case.id, legal_hold=on)
     return redirect(f"/console/cases/{case.id}")
 
