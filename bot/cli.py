@@ -1,7 +1,8 @@
 """The ``ctip`` command: run the assistant, chat in a terminal, manage console accounts.
 
 ``ctip run`` is what ``make run`` calls: it starts the bot service and the engine on the contract
-ports (DESIGN.md §2) and stops both on Ctrl-C.
+ports (DESIGN.md §2) and stops both on Ctrl-C. ``ctip serve`` is the bot service alone, for the
+production profile where engines and replicas are separate processes (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -63,6 +64,25 @@ async def _run(settings: Settings) -> None:
             flush=True,
         )
         await asyncio.Event().wait()
+
+
+async def _serve(settings: Settings) -> None:
+    """The bot service alone (production: one of several replicas behind a load balancer, with
+    engines started separately, docs/deploy.md). Nothing is spawned; SIGTERM stops it cleanly."""
+    from bot.server import create_app, start_site
+
+    warm_up()
+    runner = await start_site(create_app(settings), settings.bot_host, settings.bot_port)
+    log.info(
+        "bot service on http://%s:%s (engine at %s)",
+        settings.bot_host,
+        settings.bot_port,
+        settings.engine_url,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 async def _shell(settings: Settings) -> None:
@@ -161,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ctip", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the engine and the bot service")
+    sub.add_parser("serve", help="start the bot service only (engines run separately)")
     sub.add_parser("shell", help="chat with the assistant in this terminal")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
@@ -195,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             asyncio.run(_until_signalled(_run(settings)))
+        elif args.command == "serve":
+            asyncio.run(_until_signalled(_serve(settings)))
         elif args.command == "shell":
             asyncio.run(_until_signalled(_shell(settings)))
     except (KeyboardInterrupt, asyncio.CancelledError):
