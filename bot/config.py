@@ -54,6 +54,10 @@ class Settings:
     alert_after_minutes: float = 5.0
     operators_chat_id: int | None = None
     console_url: str = "http://127.0.0.1:8080"
+    # Production profile (docs/deploy.md): Redis for limits shared by the replicas.
+    redis_url: str | None = None
+    flood_limit: int = 20  # messages per person per flood_window seconds
+    flood_window: float = 60.0
 
     @property
     def responses_dir(self) -> Path:
@@ -93,4 +97,7 @@ class Settings:
             if env.get("OPERATORS_CHAT_ID")
             else None,
             console_url=env.get("CONSOLE_URL", "http://127.0.0.1:8080").rstrip("/"),
+            redis_url=env.get("REDIS_URL") or None,
+            flood_limit=int(env.get("FLOOD_LIMIT", "20")),
+            flood_window=float(env.get("FLOOD_WINDOW", "60")),
         )

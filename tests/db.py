@@ -52,3 +52,13 @@ async def loaded_repository(url: str, knowledge_dir: Path) -> tuple[Repository, 
     async with sessions() as session:
         await load_into(session, kb)
     return Repository(sessions), engine
+
+
+def redis_url() -> str:
+    """TEST_REDIS_URL, or skip — except in CI, where a missing server is a failure."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("TEST_REDIS_URL is not set in CI (.ci/run starts Redis)")
+        pytest.skip("TEST_REDIS_URL not set (scripts/start-redis.sh prints one)")
+    return url

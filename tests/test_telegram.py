@@ -342,7 +342,7 @@ async def test_metrics_show_the_adapter_and_engine_time(stack, client) -> None:
 
 
 async def test_flooding_is_braked_politely_and_danger_still_gets_through(stack, client) -> None:
-    from bot.telegram.adapter import FloodGuard
+    from bot.telegram.flood import FloodGuard
 
     adapter = service(stack).adapter
     saved = adapter.flood

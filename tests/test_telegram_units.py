@@ -216,9 +216,9 @@ async def test_claim_and_read_then_remember(store) -> None:
 
 
 def test_flood_guard_window_and_one_warning() -> None:
-    from bot.telegram.adapter import FloodGuard
+    from bot.telegram.flood import LocalWindow
 
-    guard = FloodGuard(limit=3, window=60)
+    guard = LocalWindow(limit=3, window=60)
     assert [guard.allow("u_f", now=t) for t in (0, 1, 2, 3)] == [True, True, True, False]
     assert guard.allow("u_other", now=3)  # others are not affected
     assert guard.should_warn("u_f", now=3) and not guard.should_warn("u_f", now=10)

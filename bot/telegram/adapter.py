@@ -14,7 +14,6 @@ import logging
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,6 +33,7 @@ from bot.staffed_hours import StaffedHours
 from bot.storage.cases import CaseStore, transcript_from_events
 from bot.storage.repo import Repository
 from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
+from bot.telegram.flood import FloodGuard
 from bot.telegram.state import ChatState, ChatStore
 from bot.tracker_eraser import TrackerEraser
 
@@ -46,44 +46,6 @@ LANGUAGE_PAYLOAD = re.compile(r'^/change_language\{"language":\s*"(az|ru|en)"\}$
 
 
 IN_PROGRESS: Any = object()
-
-
-class FloodGuard:
-    """At most ``limit`` messages per person per ``window`` seconds reach the engine.
-
-    Why: one person (or a script) sending hundreds of messages would take the engine's time from
-    everybody else. Past the limit the person is told once per window to slow down; danger
-    phrases still get the emergency answer (the caller checks the safety net first). Kept per
-    replica, in memory: a rough brake, not an exact quota.
-    """
-
-    def __init__(self, limit: int = 20, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._seen: dict[str, deque[float]] = {}
-        self._warned: dict[str, float] = {}
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        times = self._seen.setdefault(key, deque())
-        while times and now - times[0] > self.window:
-            times.popleft()
-        if len(times) >= self.limit:
-            return False
-        times.append(now)
-        if len(self._seen) > 10_000:  # forget people who went quiet
-            for k in [k for k, t in self._seen.items() if not t or now - t[-1] > self.window]:
-                self._seen.pop(k, None)
-                self._warned.pop(k, None)
-        return True
-
-    def should_warn(self, key: str, now: float | None = None) -> bool:
-        """True once per window for a person over the limit."""
-        now = time.monotonic() if now is None else now
-        if now - self._warned.get(key, -self.window - 1) > self.window:
-            self._warned[key] = now
-            return True
-        return False
 
 
 def outgoing(replies: list[dict[str, Any]]) -> list[Outgoing]:
@@ -155,6 +117,7 @@ class TelegramAdapter:
         alert_after_minutes: float = 5.0,
         operators_chat_id: int | None = None,
         console_url: str = "",
+        flood: FloodGuard | None = None,
     ) -> None:
         self.bot = bot
         self.engine = engine
@@ -176,7 +139,7 @@ class TelegramAdapter:
         self._lock_users: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.flood = FloodGuard()
+        self.flood = flood or FloodGuard()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -337,10 +300,10 @@ class TelegramAdapter:
 
     async def _within_limits(self, person: Person) -> bool:
         """The flood brake: False (and, once per window, a polite note) when over the limit."""
-        if self.flood.allow(person.key):
+        if await self.flood.allow(person.key):
             return True
         log.info("%s is over the message limit; message not processed", person.key)
-        if self.flood.should_warn(person.key):
+        if await self.flood.should_warn(person.key):
             await self.deliver(person, [self.text("text_tg_slow_down", person.language)])
         return False
 

@@ -24,6 +24,7 @@ from bot.nlg import ResponseRenderer
 from bot.staffed_hours import StaffedHours
 from bot.storage.repo import Repository
 from bot.telegram.adapter import TelegramAdapter
+from bot.telegram.flood import FloodGuard
 from bot.telegram.handlers import COMMANDS, register
 from bot.telegram.processor import PerChatUpdateProcessor
 from bot.telegram.state import ChatStore
@@ -98,6 +99,7 @@ class TelegramService:
             alert_after_minutes=settings.alert_after_minutes,
             operators_chat_id=settings.operators_chat_id,
             console_url=settings.console_url,
+            flood=FloodGuard(settings.flood_limit, settings.flood_window, settings.redis_url),
         )
         register(self.application, self.adapter)
 
@@ -137,6 +139,7 @@ class TelegramService:
         if app.running:
             await app.stop()
         await app.shutdown()
+        await self.adapter.flood.close()
         if self.adapter.eraser is not None:
             await self.adapter.eraser.close()
 
