@@ -115,16 +115,16 @@ def _kb(settings: Settings, action: str) -> int:
         counts = {file: len(entries) for file, entries in kb.entries.items()}
         print(f"knowledge/ is valid: {counts}, cities: {len(kb.cities)}")
         return 0
-    from bot.storage.db import make_engine, make_sessionmaker
+    from bot.storage.db import make_engine, make_sessionmaker, startup_lock
     from bot.storage.schema import upgrade
-
-    upgrade(settings.database_url)
 
     async def load() -> dict[str, int]:
         engine = make_engine(settings.database_url)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                return await load_into(session, kb)
+        try:  # the replicas' start-up lock: not while one of them is loading too
+            async with startup_lock(settings.database_url):
+                await asyncio.to_thread(upgrade, settings.database_url)
+                async with make_sessionmaker(engine)() as session:
+                    return await load_into(session, kb)
         finally:
             await engine.dispose()
 

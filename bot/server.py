@@ -25,7 +25,7 @@ from bot.knowledge import load_into, read_knowledge
 from bot.nlg import ResponseRenderer
 from bot.responses import load_contacts, load_responses
 from bot.staffed_hours import StaffedHours
-from bot.storage.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker, startup_lock
 from bot.storage.repo import Repository
 from bot.storage.schema import upgrade
 
@@ -111,15 +111,17 @@ async def prepare_database(settings: Settings) -> AsyncEngine:
     """Migrate the schema and (re)load knowledge/ so the database matches the files.
 
     Loading is idempotent and takes milliseconds; doing it at start-up means `make run` needs no
-    separate step. ``KB_AUTOLOAD=0`` leaves loading to ``ctip kb load`` (several replicas).
+    separate step. ``KB_AUTOLOAD=0`` leaves loading to ``ctip kb load``. On PostgreSQL replicas
+    starting together take turns (``startup_lock``), so they cannot race each other.
     """
-    await asyncio.to_thread(upgrade, settings.database_url)
     engine = make_engine(settings.database_url)
-    if os.environ.get("KB_AUTOLOAD", "1") != "0":
-        kb = read_knowledge(settings.knowledge_dir)
-        async with make_sessionmaker(engine)() as session:
-            counts = await load_into(session, kb)
-        log.info("knowledge loaded: %s", counts)
+    async with startup_lock(settings.database_url):
+        await asyncio.to_thread(upgrade, settings.database_url)
+        if os.environ.get("KB_AUTOLOAD", "1") != "0":
+            kb = read_knowledge(settings.knowledge_dir)
+            async with make_sessionmaker(engine)() as session:
+                counts = await load_into(session, kb)
+            log.info("knowledge loaded: %s", counts)
     return engine
 
 

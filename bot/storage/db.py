@@ -3,11 +3,20 @@
 Why normalise URLs: DESIGN.md lets operators write ``sqlite:///var/ctip.db`` or
 ``postgresql://…``; our code is async throughout, so the URL is mapped to the async driver
 (aiosqlite, asyncpg) in one place.
+
+Why a start-up lock: every replica migrates the schema and reloads knowledge/ when it starts. On
+PostgreSQL several replicas start at once (a deploy, a reboot) and those steps would race —
+Alembic creating the same tables twice, one replica deleting knowledge rows another is
+inserting. A PostgreSQL advisory lock makes them take turns; the later ones find the schema
+current and reload the same rows. SQLite is one machine and one service: no lock needed.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import event
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -45,3 +54,31 @@ def make_engine(url: str) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# An arbitrary constant naming "ctip start-up" among advisory locks ("ctip" in ASCII).
+STARTUP_LOCK = 0x63746970
+
+
+@asynccontextmanager
+async def startup_lock(url: str) -> AsyncIterator[None]:
+    """Hold PostgreSQL's advisory lock ``STARTUP_LOCK`` for the block (no-op on SQLite).
+
+    A session-level lock on its own connection: PostgreSQL releases it if the process dies, so
+    a crashed replica never blocks the others.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK})
+                await conn.commit()
+    finally:
+        await engine.dispose()
