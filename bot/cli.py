@@ -1,8 +1,9 @@
 """The ``ctip`` command: run the assistant, chat in a terminal, manage console accounts.
 
 ``ctip run`` is what ``make run`` calls: it starts the bot service and the engine on the contract
-ports (DESIGN.md §2) and stops both on Ctrl-C. ``ctip serve`` is the bot service alone, for the
-production profile where engines and replicas are separate processes (docs/deploy.md).
+ports (DESIGN.md §2) and stops both on Ctrl-C. ``ctip serve`` is the bot service alone and
+``ctip engine`` one Rasa engine, for the production profile where engines and replicas are
+separate processes (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -101,6 +102,51 @@ async def _shell(settings: Settings) -> None:
         await chat(stack.engine)
 
 
+def _engine() -> int:
+    """``ctip engine``: one production engine (PostgreSQL tracker store, Redis lock store, NLG
+    and actions at the replicas' balancer), configured by environment only (docs/deploy.md).
+
+    The process *becomes* Rasa (exec): systemd or the container runtime then signals and
+    watches the engine itself, with no wrapper in between to forward signals or hide a crash.
+    """
+    from bot.config import ROOT
+    from bot.engine_process import (
+        PRODUCTION_ENDPOINTS,
+        engine_command,
+        engine_env,
+        production_env,
+    )
+
+    env = os.environ
+    missing = [
+        name for name in ("TRACKER_STORE_URL", "LOCK_STORE_URL", "BOT_URL") if not env.get(name)
+    ]
+    if missing:
+        print(f"ctip engine needs {', '.join(missing)} (docs/deploy.md)", file=sys.stderr)
+        return 2
+    try:
+        derived = production_env(env["TRACKER_STORE_URL"], env["LOCK_STORE_URL"], env["BOT_URL"])
+        cmd = engine_command(
+            endpoints=PRODUCTION_ENDPOINTS,
+            host=env.get("ENGINE_HOST", "127.0.0.1"),
+            port=int(env.get("ENGINE_PORT", "5005")),
+            token=env.get("RASA_TOKEN") or None,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"ctip engine: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"ctip engine: on {cmd[cmd.index('-i') + 1]}:{cmd[cmd.index('-p') + 1]}, bot service at "
+        f"{derived['CTIP_ENGINE_BOT_URL']}, lock store redis://{derived['CTIP_ENGINE_LOCK_HOST']}:"
+        f"{derived['CTIP_ENGINE_LOCK_PORT']}/{derived['CTIP_ENGINE_LOCK_DB']}; loading the model",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.chdir(ROOT)
+    os.execve(cmd[0], cmd, {**engine_env(), **derived})
+    return 0  # not reached: exec replaced this process
+
+
 def _kb(settings: Settings, action: str) -> int:
     """``ctip kb check`` / ``ctip kb load``: validate knowledge/, then (load) write it to the DB."""
     from bot.knowledge import load_into, read_knowledge
@@ -182,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the engine and the bot service")
     sub.add_parser("serve", help="start the bot service only (engines run separately)")
+    sub.add_parser("engine", help="start one production engine (PostgreSQL + Redis, from env)")
     sub.add_parser("shell", help="chat with the assistant in this terminal")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
@@ -201,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     # httpx logs every request URL at INFO, and Bot API URLs contain the bot token.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "engine":  # before Settings: an engine host needs no SECRET_KEY or var/
+        return _engine()
     settings = Settings.from_env()
     Path(settings.var_dir).mkdir(parents=True, exist_ok=True)
     if args.command == "kb":
