@@ -27,7 +27,8 @@ def replica_env(**values: str) -> dict[str, str]:
         "BOT_HOST", "BOT_PORT", "RASA_URL", "RASA_TOKEN", "DATABASE_URL", "SECRET_KEY",
         "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "TELEGRAM_WEBHOOK_URL",
         "TELEGRAM_WEBHOOK_SECRET", "TRACKER_STORE_URL", "REDIS_URL", "KB_AUTOLOAD",
-        "FLOOD_LIMIT", "FLOOD_WINDOW", "STAFFED_HOURS",
+        "FLOOD_LIMIT", "FLOOD_WINDOW", "STAFFED_HOURS", "ENGINE_TIMEOUT", "LOCK_STORE_URL",
+        "BOT_URL", "ENGINE_HOST", "ENGINE_PORT",
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ours}
     env["PYTHONPATH"] = str(ROOT)
