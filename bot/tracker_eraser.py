@@ -1,4 +1,4 @@
-"""Erase one conversation from the engine's tracker store (``/forget``).
+"""Erase one conversation from the engine's tracker store (``/forget``), and old ones (retention).
 
 Why straight to the store: Rasa 3.6's HTTP API can replace a tracker's events but its SQL
 tracker store only ever appends, so the old events would stay in the table. The store is ours
@@ -9,6 +9,7 @@ rows of that ``sender_id`` from Rasa's ``events`` table.
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -33,6 +34,30 @@ class TrackerEraser:
                 )
                 return int(result.rowcount or 0)
         except DBAPIError as exc:  # no table yet: the engine has stored no conversation
+            if "events" in str(exc).lower() and "no such table" in str(exc).lower():
+                return 0
+            raise
+
+    async def purge(self, retention_days: int, now: float | None = None) -> int:
+        """Delete whole conversations untouched for ``retention_days``; returns events removed.
+
+        Why whole conversations: the events table holds what people wrote, so it needs the same
+        retention as our own tables; cutting old events out of a conversation that is still going
+        would leave the engine a tracker with slots set by events that no longer exist. A case's
+        transcript was copied into our database when it opened, with its own retention and hold.
+        """
+        cutoff = (time.time() if now is None else now) - retention_days * 86400
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    text(
+                        "DELETE FROM events WHERE sender_id IN (SELECT sender_id FROM events "
+                        "GROUP BY sender_id HAVING MAX(timestamp) < :cutoff)"
+                    ),
+                    {"cutoff": cutoff},
+                )
+                return int(result.rowcount or 0)
+        except DBAPIError as exc:
             if "events" in str(exc).lower() and "no such table" in str(exc).lower():
                 return 0
             raise

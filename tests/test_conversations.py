@@ -191,6 +191,26 @@ async def test_shelter_in_a_city(stack, lang, text, city) -> None:
 
 
 @pytest.mark.parametrize(
+    ("lang", "question", "answer", "shown"),
+    [
+        ("az", "sığınacaq lazımdır", "Gəncə", "Gəncə"),
+        ("az", "siginacaq lazimdir", "Gence", "Gəncə"),
+        ("ru", "где найти убежище", "Гянджа", "Гянджа"),
+        ("ru", "где найти убежище", "Баку", "Баку"),
+        ("en", "where can I find a shelter", "Ganja", "Ganja"),
+        ("en", "where can I find a shelter", "in Baku", "Baku"),
+    ],
+)
+async def test_bare_city_answers_which_city(stack, lang, question, answer, shown) -> None:
+    """After "which city?", the city alone gets the shelters there (not "how can I help?")."""
+    sender = f"bare-city-{uuid.uuid4().hex}"
+    await stack.engine.send(sender, question, {"language": lang})
+    replies = await stack.engine.send(sender, answer, {"language": lang})
+    body = replies[0]["text"]
+    assert "🏠" in body and shown in body, body
+
+
+@pytest.mark.parametrize(
     ("lang", "text", "article"),
     [
         (

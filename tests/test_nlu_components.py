@@ -13,6 +13,7 @@ import json
 from rasa.shared.nlu.training_data.message import Message
 from nlu_ext.folding_tokenizer import FoldingWhitespaceTokenizer
 from nlu_ext.emergency_priority import EmergencyPriority
+from nlu_ext.bare_city import BareCityAnswer
 
 tok = FoldingWhitespaceTokenizer(FoldingWhitespaceTokenizer.get_default_config())
 msg = Message(data={"text": "İŞDƏN çıxa bilmirəm, Şəhərdə"})
@@ -33,6 +34,23 @@ out["kept"] = classify([
     {"name": "ask_rights", "confidence": 0.80},
     {"name": "emergency", "confidence": 0.10},
 ])
+bare = BareCityAnswer(BareCityAnswer.get_default_config())
+def city_answer(text, city, other=()):
+    start = text.index(city)
+    entities = [{"entity": "city", "value": city, "start": start, "end": start + len(city)}]
+    entities += [{"entity": e, "value": "x", "start": 0, "end": 1} for e in other]
+    m = Message(data={"text": text, "intent": {"name": "affirm", "confidence": 1.0},
+                      "entities": entities})
+    bare.process([m])
+    return m.get("intent")["name"]
+out["bare"] = [city_answer(t, c) for t, c in [
+    ("Гянджа", "Гянджа"), ("в Гяндже.", "Гяндже"), ("Gəncə", "Gəncə"), ("in Ganja please", "Ganja"),
+    ("Gence sheherinde", "Gence"),
+]]
+out["not_bare"] = [city_answer(t, c, o) for t, c, o in [
+    ("shelter in Baku", "Baku", ()), ("Baku passport", "Baku", ("document",)),
+    ("я в Баку и меня бьют", "Баку", ()),
+]]
 print(json.dumps(out))
 """
 
@@ -53,3 +71,6 @@ def test_components(root: Path) -> None:
     assert [text[a:b] for a, b in out["spans"]] == ["İŞDƏN", "çıxa", "bilmirəm", "Şəhərdə"]
     assert out["promoted"] == {"name": "emergency", "confidence": 0.30}
     assert out["kept"]["name"] == "ask_rights"
+    # Only a city (and filler words) is an answer to "which city?"; anything more keeps its intent.
+    assert out["bare"] == ["nlu_fallback"] * 5
+    assert out["not_bare"] == ["affirm"] * 3
