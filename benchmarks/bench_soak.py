@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -42,6 +42,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 
 from benchmarks.common import (
+    LANGUAGES,
     SECRET_KEY,
     cpu_seconds,
     descendants,
@@ -250,9 +251,8 @@ class Person:
         names = list(WEIGHTS)
         while self.clock() < until:
             name = self.rng.choices(names, [WEIGHTS[n] for n in names])[0]
-            if await self.converse(name, CONVERSATIONS[self.language][name], until) is (
-                Outcome.GAVE_UP
-            ):
+            outcome = await self.converse(name, CONVERSATIONS[self.language][name], until)
+            if outcome is Outcome.GAVE_UP:
                 return
 
     async def converse(self, name: str, steps: list[Step], until: float) -> Outcome:
@@ -291,34 +291,14 @@ class Person:
     # -- one message -------------------------------------------------------------------------
     async def step(self, step: Step) -> Outcome:
         """Send one message (or press one button) and wait for the whole answer."""
-        client, uid, lang = self.client, self.user_id, self.language
-        send: Callable[[], Awaitable[Any]]
-        if isinstance(step, tuple) and step[0] in ("press", "press-if-asked"):
-            found = self.find_button(step[1])
-            if found is None:
-                return Outcome.OFF_SCRIPT if step[0] == "press" else Outcome.DONE
-            message_id, data = found
-            kind, text = "press", (None if data.startswith("p:") else data)
-
-            def send() -> Awaitable[Any]:
-                return client.press(uid, message_id, data)
-        elif isinstance(step, tuple) and step[0] == "location":
-            kind, text = "location", None
-
-            def send() -> Awaitable[Any]:
-                return client.send_location(uid, step[1], step[2], language_code=lang)
-        else:
-            assert isinstance(step, str)
-            kind, text = ("command" if step.startswith("/") else "text"), step
-            method = client.send_command if kind == "command" else client.send_text
-
-            def send() -> Awaitable[Any]:
-                return method(uid, step, first_name=self.name, language_code=lang)
-
+        planned = self.plan(step)
+        if planned is None:  # the button is not on the latest answer
+            return Outcome.OFF_SCRIPT if step[0] == "press" else Outcome.DONE
+        kind, text, send = planned
         turn = Turn(kind, text, self.clock())
         self.turns.append(turn)
         try:
-            await send()
+            await send
         except (EmulatorError, aiohttp.ClientError, TimeoutError) as exc:
             turn.error = f"{type(exc).__name__}: {exc}"
             self.http_errors.append(turn.error)
@@ -328,6 +308,21 @@ class Person:
             self.gave_up = True
             return Outcome.GAVE_UP
         return Outcome.DONE
+
+    def plan(self, step: Step) -> tuple[str, str | None, Coroutine[Any, Any, Any]] | None:
+        """Kind, the text the engine should see, and the (not yet started) emulator call."""
+        c, uid, lang, name = self.client, self.user_id, self.language, self.name
+        if isinstance(step, tuple) and step[0] in ("press", "press-if-asked"):
+            found = self.find_button(step[1])
+            if found is None:
+                return None
+            message_id, data = found  # a long payload travels as a "p:" token
+            return "press", None if data.startswith("p:") else data, c.press(uid, message_id, data)
+        if isinstance(step, tuple):
+            return "location", None, c.send_location(uid, step[1], step[2], language_code=lang)
+        if step.startswith("/"):
+            return "command", step, c.send_command(uid, step, first_name=name, language_code=lang)
+        return "text", step, c.send_text(uid, step, first_name=name, language_code=lang)
 
     async def wait_answer(self, turn: Turn) -> None:
         """Long-poll the chat until an answer came and then nothing for the quiet window.
@@ -659,6 +654,7 @@ async def warm_up(stack: Stack, soak: Soak, notes: dict[str, str]) -> None:
 
 
 async def soak_run(stack: Stack, soak: Soak) -> Report:
+    """Warm up, let the people loose for the soak, drain, then check every chat."""
     notes = rendered_texts(WAIT_NOTES + ERROR_NOTES + ERROR_ANSWERS)
     await warm_up(stack, soak, notes)
     before = await read_metrics(stack.bot_url)
@@ -669,7 +665,7 @@ async def soak_run(stack: Stack, soak: Soak) -> Report:
         return time.monotonic() - start
 
     people = [
-        Person(FIRST_USER_ID + i, ("az", "ru", "en")[i % 3], stack.emulator, soak, notes, clock,
+        Person(FIRST_USER_ID + i, LANGUAGES[i % 3], stack.emulator, soak, notes, clock,
                random.Random(rng.random()))
         for i in range(soak.users)
     ]  # fmt: skip
@@ -693,6 +689,7 @@ async def soak_run(stack: Stack, soak: Soak) -> Report:
         ended=ended,
         drained=drained,
         people=people,
+        drain_incomplete=drained >= soak.drain,
         verdicts=verdicts,
         anomalies=anomalies + [f"simulated person crashed: {c}" for c in crashes],
         off_script=off_script,
@@ -713,6 +710,7 @@ class Report:
     ended: float
     drained: float
     people: list[Person]
+    drain_incomplete: bool  # chats still changing when the drain time ran out
     verdicts: list[Verdict]
     anomalies: list[str]
     off_script: Counter[str]
@@ -733,6 +731,11 @@ class Report:
     @property
     def unanswered(self) -> int:
         return sum(1 for v in self.verdicts if v.delivered == 0)
+
+    @property
+    def errors(self) -> int:
+        http = sum(len(p.http_errors) for p in self.people)
+        return sum(v.errors for v in self.verdicts) + http + self.crashes
 
     @property
     def failed(self) -> bool:
@@ -758,7 +761,8 @@ class Report:
         engine = sum(1 for x in v if x.turn.engine_bound)
         print(f"throughput:   {len(v) / self.ended:.2f} messages/s ({len(v)} messages, {engine} "
               f"to the engine), {replies / self.ended:.2f} replies/s ({replies}) over "
-              f"{self.ended:.0f} s; drained in {self.drained:.1f} s")  # fmt: skip
+              f"{self.ended:.0f} s; drained in {self.drained:.1f} s"
+              f"{' (still changing!)' if self.drain_incomplete else ''}")  # fmt: skip
         print()
 
     def print_latency(self) -> None:
@@ -785,12 +789,11 @@ class Report:
         notes = sum((x.notes for x in v), Counter())
         http = sum(len(p.http_errors) for p in self.people)
         late = sum(1 for x in v if x.late)
-        errors = sum(x.errors for x in v) + http + len(self.log_errors) + self.crashes
-        print(f"errors: {errors} (target 0): HTTP {http}, engine timeouts (hotline fallback) "
-              f"{notes['text_tg_engine_down']}, error replies "
+        print(f"errors: {self.errors} (target 0): HTTP {http}, engine timeouts (hotline "
+              f"fallback) {notes['text_tg_engine_down']}, error replies "
               f"{sum(notes[n] for n in ERROR_NOTES + ERROR_ANSWERS)}, answers after the person "
-              f"stopped waiting {late}, error lines in the logs {len(self.log_errors)}, "
-              f"crashed people {self.crashes}")  # fmt: skip
+              f"stopped waiting {late}, crashed people {self.crashes}; ERROR lines in the "
+              f"service and engine logs: {len(self.log_errors)}")  # fmt: skip
         print(f"lost replies: {self.lost} (messages never answered: {self.unanswered}); "
               f"duplicated replies: {self.duplicated} (target 0 each; checked against the "
               f"engine's trackers)")  # fmt: skip
