@@ -23,7 +23,8 @@ help:
 	@echo "make test     run the whole test suite (sets up what is missing)"
 	@echo "make train    retrain the model when the data changed"
 	@echo "make eval     NLU report per language on the held-out split"
-	@echo "make bench    benchmarks: train time, model size, engine RSS, latency; Telegram adapter"
+	@echo "make bench    benchmarks: train time, model size, engine RSS, latency; Telegram adapter;"
+	@echo "              console; 10-minute soak with 100 people (SOAK_SECONDS, SOAK_USERS)"
 	@echo "make lint     ruff"
 
 $(VENV)/.stamp: pyproject.toml
@@ -76,6 +77,7 @@ bench: setup $(MODEL)
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_telegram.py
 	$(PY) benchmarks/bench_console.py
+	$(PY) benchmarks/bench_soak.py
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check bot actions nlu_ext scripts benchmarks tests

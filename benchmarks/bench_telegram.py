@@ -14,24 +14,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bot.config import ROOT
+from benchmarks.common import (
+    children,
+    percentile,
+    read_metrics,
+    rendered_texts,
+    rss_mb,
+    service_env,
+    start_process,
+    stop_process,
+    wait_ready,
+)
 from bot.devtools.emulator import running_emulator
 from bot.engine import EngineClient
 from bot.language import detect
-from bot.nlg import ResponseRenderer
-from bot.responses import load_contacts, load_responses
 from bot.stack import free_port
 
 SCRIPTS = {
@@ -44,42 +47,6 @@ SCRIPTS = {
 }  # fmt: skip
 TOKEN = "900000001:bench-token"
 ROUNDS = 2  # each user runs its script this many times (more samples for the medians)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return float("nan")
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-async def wait_ready(bot_url: str, proc: subprocess.Popen, timeout: float = 400) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError("the bot service exited; see its log")
-            try:
-                async with http.get(f"{bot_url}/healthz") as resp:
-                    if resp.status == 200 and (await resp.json()).get("engine") == "ready":
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(1)
-    raise TimeoutError("the stack did not become ready")
 
 
 async def engine_direct(engine: EngineClient, users: int) -> tuple[list[float], dict[str, int]]:
@@ -100,18 +67,6 @@ async def engine_direct(engine: EngineClient, users: int) -> tuple[list[float], 
     return latencies, counts
 
 
-def fallback_texts() -> set[str]:
-    """The adapter's own "engine too slow" and "here is the late answer" messages."""
-    renderer = ResponseRenderer(
-        load_responses(ROOT / "responses"), load_contacts(ROOT / "knowledge")
-    )
-    return {
-        renderer.render(name, lang)["text"]
-        for name in ("text_tg_engine_down", "text_tg_late_reply")
-        for lang in ("az", "ru", "en")
-    }
-
-
 async def through_telegram(
     client, users: int, expected: dict[str, int], base_id: int
 ) -> dict[str, Any]:
@@ -120,7 +75,7 @@ async def through_telegram(
     The adapter's fallback messages (engine slower than ENGINE_TIMEOUT) are counted apart: they
     are neither the answer nor a duplicate of it.
     """
-    fallbacks = fallback_texts()
+    fallbacks = set(rendered_texts(("text_tg_engine_down", "text_tg_late_reply")))
     latencies: list[float] = []
     lost = 0
 
@@ -173,42 +128,23 @@ async def through_telegram(
 
 async def inside(bot_url: str, last: int) -> dict[str, float]:
     """The bot service's own figures (``/metrics``) over this level's turns, in ms."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{bot_url}/metrics", params={"last": str(last)}) as resp,
-    ):
-        text = await resp.text()
-    figures: dict[str, float] = {}
-    for line in text.splitlines():
-        for name, short in (
-            ("ctip_engine_turn_seconds", "engine"),
-            ("ctip_adapter_overhead_seconds", "overhead"),
-        ):
-            for q, label in (("0.5", "p50"), ("0.95", "p95")):
-                if line.startswith(f'{name}{{quantile="{q}"}}'):
-                    figures[f"{short}_{label}"] = float(line.split()[-1]) * 1000
-    return figures
+    figures = await read_metrics(bot_url, last)
+    return {
+        f"{short}_{label}": figures[short][label]
+        for short in ("engine", "overhead")
+        for label in ("p50", "p95")
+        if label in figures[short]
+    }
 
 
 async def run(levels: list[int]) -> None:
     work = Path(tempfile.mkdtemp(prefix="ctip-bench-tg-"))
     async with running_emulator() as emu:
         bot_port, engine_port = free_port(), free_port()
-        env = dict(os.environ)
-        env.update(
-            BOT_PORT=str(bot_port),
-            RASA_URL=f"http://127.0.0.1:{engine_port}",
-            DATABASE_URL=f"sqlite:///{work / 'bench.db'}",
-            ENGINE_WORK_DIR=str(work / "engine"),
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_BASE_URL=emu.url,
-            SECRET_KEY="bench-secret-not-for-production",
-            PYTHONPATH=str(ROOT),
+        env = service_env(
+            work, bot_port=bot_port, engine_port=engine_port, token=TOKEN, api_base_url=emu.url
         )
-        log = open(work / "service.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+        proc, log = start_process(["-m", "bot.cli", "run"], env, work / "service.log")
         try:
             await wait_ready(f"http://127.0.0.1:{bot_port}", proc)
             engine = EngineClient(f"http://127.0.0.1:{engine_port}", timeout=30)
@@ -230,12 +166,7 @@ async def run(levels: list[int]) -> None:
             engine_rss = sum(rss_mb(p) for p in engine_pids)
             await engine.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            stop_process(proc, log)
     print(
         f"Telegram adapter vs engine alone (same run, same scripts: {5 * ROUNDS} messages per user)"
     )
