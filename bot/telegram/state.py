@@ -27,7 +27,7 @@ from bot.storage.models import (
     TelegramUpdate,
     utcnow,
 )
-from bot.storage.transient import retried, with_retries
+from bot.storage.transient import RETRY_DELAYS, retried, with_retries
 
 # A claimed update not finished after this long belongs to a replica that died: take it over.
 # Default of TELEGRAM_CLAIM_TIMEOUT; it must exceed the longest turn (engine timeout, delivery
@@ -118,7 +118,9 @@ class ChatStore:
     # -- idempotency -------------------------------------------------------------------------
     async def claim_update(self, update_id: int, *, mine: bool = False) -> Claim:
         """Claim ``update_id`` for this process (see ``Claim``). ``mine``: a ``processing``
-        claim on it was left by this process (an attempt that failed) and is taken over."""
+        claim on it was left by this process (an attempt that failed) and is taken over; such a
+        repeat attempt is not retried (it will be repeated anyway) so as not to hold up the
+        chat's next messages while the database is still away."""
         attempts = 0
 
         async def attempt() -> Claim:
@@ -126,7 +128,7 @@ class ChatStore:
             attempts += 1  # a retry may find the claim its lost-ack predecessor committed
             return await self._claim_update(update_id, mine or attempts > 1)
 
-        return await with_retries(attempt)
+        return await with_retries(attempt, delays=() if mine else RETRY_DELAYS)
 
     async def _claim_update(self, update_id: int, mine: bool) -> Claim:
         async with self.sessions() as s:
@@ -172,7 +174,7 @@ class ChatStore:
     ) -> tuple[Claim, ChatState | None]:
         """Claim the update and read the chat's state in one short transaction (the only
         database work before the engine); the state is None unless the claim is granted.
-        ``on_first_failure``: see ``with_retries``.
+        ``mine``: see ``claim_update``; ``on_first_failure``: see ``with_retries``.
 
         The chat row is created on first contact; refreshing it (language, last seen, the
         message id for /forget) waits until the reply is out: ``remember``.
@@ -184,7 +186,9 @@ class ChatStore:
             attempts += 1
             return await self._claim_and_read(update_id, user_key, chat_id, mine or attempts > 1)
 
-        return await with_retries(attempt, on_first_failure=on_first_failure)
+        return await with_retries(
+            attempt, delays=() if mine else RETRY_DELAYS, on_first_failure=on_first_failure
+        )
 
     async def _claim_and_read(
         self, update_id: int, user_key: str, chat_id: int, mine: bool
