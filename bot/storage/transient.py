@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -74,9 +75,11 @@ async def with_retries(
     """Run ``operation`` (one whole transaction), again after each delay on a transient error.
 
     ``on_first_failure`` runs once, before the first pause: what must not wait for the
-    retries (the emergency answer). Raises ``DatabaseUnavailable`` when the last attempt
-    fails too; other errors go through.
+    retries (the emergency answer). Gives up with ``DatabaseUnavailable`` after the last
+    attempt, or once the pauses' total has passed (attempts that hang until the connect
+    timeout, an unreachable host, must not multiply it); other errors go through.
     """
+    deadline = time.monotonic() + sum(delays)
     for attempt, delay in enumerate((*delays, None)):
         try:
             return await operation()
@@ -85,7 +88,7 @@ async def with_retries(
                 raise
             if attempt == 0 and on_first_failure is not None:
                 await on_first_failure()
-            if delay is None:
+            if delay is None or time.monotonic() >= deadline:
                 raise DatabaseUnavailable(
                     f"database unreachable after {attempt + 1} attempts: {type(error).__name__}"
                 ) from error
