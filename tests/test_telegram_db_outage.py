@@ -37,7 +37,7 @@ _users = iter(range(7_300_000_001, 7_300_001_000))
 
 @asynccontextmanager
 async def service_on(
-    settings: Settings, cluster: PrivateCluster, *, webhook: bool
+    settings: Settings, cluster: PrivateCluster, *, webhook: bool, engine_timeout: float = 15.0
 ) -> AsyncIterator[EmulatorClient]:
     """The bot service (polling or webhook) on the private cluster, with its own emulator that
     keeps redelivering what was not acknowledged, as Telegram does."""
@@ -55,7 +55,7 @@ async def service_on(
                 telegram_api_base_url=emu.url,
                 telegram_webhook_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}" if webhook else None,
                 telegram_webhook_secret="made-up-outage-secret" if webhook else None,
-                engine_timeout=15.0,
+                engine_timeout=engine_timeout,
             )
         )
         saved = actions_context.get()  # this app re-points the actions; restore them after
@@ -174,3 +174,44 @@ async def test_polling_database_down_danger_answered_at_once(
                 await engine.dispose()
             later = await say(client, user, "thank you", quiet=1.5)
             assert later
+
+
+async def test_database_lost_mid_turn_reaches_the_error_handler(
+    stack, contacts, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine times out and the message cannot be kept (database gone): the error handler,
+    without the database, gives the hotline numbers; the update is not acknowledged, and once
+    the database is back the redelivery delivers the turn the engine finished meanwhile."""
+    hotline = contacts["trafficking_hotline"].number
+    with private_cluster() as cluster:
+        async with service_on(stack.settings, cluster, webhook=True, engine_timeout=3.0) as client:
+            user = next(_users)
+            assert await say(client, user, "hello")
+            before = await last_seq(client, user)
+            with engine_paused(stack.engine_proc.pid):
+                sent = await client.send_text(user, "where can I find a shelter in Baku?")
+                await asyncio.sleep(1.0)  # claimed; the turn waits for the engine
+                await asyncio.to_thread(cluster.stop)
+                fallback = await bot_messages(client, user, before, timeout=20, quiet=0.5)
+            assert hotline in texts(fallback) and "saved your message" in texts(fallback)
+            kept = [
+                r.args
+                for r in caplog.records
+                if r.name == "bot.telegram.handlers" and "kept for later" in r.getMessage()
+            ]
+            assert (sent["update_id"], "ConnectionRefusedError") in kept  # via the error handler
+            await asyncio.sleep(4.0)  # redelivered meanwhile: no second hotline message
+            assert len(await _outs(client, user, before)) == len(fallback)
+            await asyncio.to_thread(cluster.start)
+            seen = max(e["seq"] for e in fallback)
+            answer = await bot_messages(client, user, seen, timeout=60, quiet=2.0)
+            assert "Baku" in texts(answer) and "Sorry for the wait" in texts(answer)
+            assert await _user_turns(stack, user, sent["update_id"]) == 1  # not run twice
+            tries = [
+                d["status"]
+                for d in (await client.webhook_info())["deliveries"]
+                if d["update_id"] == sent["update_id"]
+            ]
+            assert tries[0] == 503 and tries[-1] == 200, tries
+            later = await say(client, user, "thank you", quiet=1.5)
+            assert later and "Baku" not in texts(later)
