@@ -39,6 +39,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         key = chat_key(update)
         if key is None:
             await coroutine
+            if self.settle is not None and isinstance(update, Update):
+                self.settle(update)
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
