@@ -45,6 +45,8 @@ class Settings:
     telegram_webhook_secret: str | None = None
     secret_key: str = field(default="", repr=False)
     engine_timeout: float = 5.0
+    # Seconds before an update claimed but not finished is taken over (its process died).
+    telegram_claim_timeout: float = 120.0
     # The engine's SQL tracker store, so /forget can erase a conversation (set by running_stack).
     tracker_store_url: str | None = None
     retention_days: int = 30
@@ -88,6 +90,7 @@ class Settings:
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
             secret_key=_secret_key(var_dir),
             engine_timeout=float(env.get("ENGINE_TIMEOUT", "5")),
+            telegram_claim_timeout=float(env.get("TELEGRAM_CLAIM_TIMEOUT", "120")),
             tracker_store_url=env.get("TRACKER_STORE_URL") or None,
             retention_days=int(env.get("RETENTION_DAYS", "30")),
             staffed_hours=env.get("STAFFED_HOURS", "Mon-Fri 09:00-18:00"),

@@ -7,6 +7,7 @@ share this server; rasa-sdk's own Sanic server would be a second one to run.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -150,7 +151,9 @@ def create_app(settings: Settings) -> web.Application:
                 engine=app[ENGINE],
                 renderer=app[RENDERER],
                 repo=repo,
-                chats=ChatStore(sessions),
+                chats=ChatStore(
+                    sessions, claim_timeout=dt.timedelta(seconds=settings.telegram_claim_timeout)
+                ),
             )
             await service.start()
             app[TELEGRAM] = service

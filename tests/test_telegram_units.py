@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from bot.telegram.delivery import (
     keyboard,
     split_text,
 )
-from bot.telegram.state import ChatStore
+from bot.telegram.state import ChatStore, Claim
 from tests.db import fresh_database
 
 
@@ -86,8 +87,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path):
 
 async def test_update_is_claimed_once_and_stale_claims_are_taken_over(store) -> None:
     chats, _, sessions = store
-    assert await chats.claim_update(1001)
-    assert not await chats.claim_update(1001)  # in flight elsewhere
+    assert await chats.claim_update(1001) is Claim.NEW
+    assert await chats.claim_update(1001) is Claim.BUSY  # in flight elsewhere: not acknowledged
     async with sessions() as s:  # the replica that claimed it died three minutes ago
         await s.execute(
             update(TelegramUpdate)
@@ -95,14 +96,36 @@ async def test_update_is_claimed_once_and_stale_claims_are_taken_over(store) -> 
             .values(claimed_at=utcnow() - dt.timedelta(minutes=3))
         )
         await s.commit()
-    assert await chats.claim_update(1001)
+    assert await chats.claim_update(1001) is Claim.RETAKEN
     await chats.finish_update(1001)
     async with sessions() as s:
         await s.execute(
             update(TelegramUpdate).values(claimed_at=utcnow() - dt.timedelta(minutes=3))
         )
         await s.commit()
-    assert not await chats.claim_update(1001)  # finished: never again
+    assert await chats.claim_update(1001) is Claim.DONE  # finished: never again
+    assert await chats.claim_update(1001, mine=True) is Claim.DONE  # not even by its owner
+
+
+async def test_claim_timeout_is_configurable_and_own_claims_are_retaken_at_once(store) -> None:
+    _, _, sessions = store
+    chats = ChatStore(sessions, claim_timeout=dt.timedelta(seconds=0.3))
+    assert await chats.claim_update(1101) is Claim.NEW
+    assert await chats.claim_update(1101) is Claim.BUSY
+    await asyncio.sleep(0.4)
+    assert await chats.claim_update(1101) is Claim.RETAKEN  # its holder went quiet
+    assert await chats.claim_update(1101) is Claim.BUSY  # the taker-over holds it now
+    assert await chats.claim_update(1101, mine=True) is Claim.RETAKEN  # our own failed attempt
+    claim, state = await chats.claim_and_read(1101, "u_claims", 93, mine=True)
+    assert claim is Claim.RETAKEN and state is not None and state.chat_id == 93
+
+
+async def test_pending_is_kept_once_per_message_key(store) -> None:
+    chats, _, _ = store
+    first = await chats.add_pending("u_pend", "a made-up message", "en", "tg77")
+    assert await chats.add_pending("u_pend", "a made-up message", "en", "tg77") == first
+    await chats.add_pending("u_pend", "another one", "en", "tg78")
+    assert [p.message_key for p in await chats.pending("u_pend")] == ["tg77", "tg78"]
 
 
 async def test_chat_state_language_and_blocking(store) -> None:
@@ -196,18 +219,20 @@ def test_replies_of_a_turn_the_engine_finished_after_our_timeout() -> None:
 
 async def test_claim_and_read_then_remember(store) -> None:
     chats, repo, _ = store
-    first = await chats.claim_and_read(2001, "u_one", 91)
+    claim, first = await chats.claim_and_read(2001, "u_one", 91)
+    assert claim is Claim.NEW
     assert first is not None and (first.chat_id, first.last_language, first.case_id) == (
         91,
         None,
         None,
     )
-    assert await chats.claim_and_read(2001, "u_one", 91) is None  # duplicate
+    assert await chats.claim_and_read(2001, "u_one", 91) == (Claim.BUSY, None)  # in flight
     await chats.remember(2001, "u_one", 91, "az", 5)
-    assert not await chats.claim_update(2001)  # done: never again
+    assert await chats.claim_and_read(2001, "u_one", 91) == (Claim.DONE, None)  # duplicate
+    assert await chats.claim_update(2001) is Claim.DONE  # done: never again
     await chats.add_pending("u_one", "a made-up message", "az")
     case = await repo.record_escalation("u_one", "test", "high", "az")
-    again = await chats.claim_and_read(2002, "u_one", 91)
+    _, again = await chats.claim_and_read(2002, "u_one", 91)
     assert again is not None and again.last_language == "az"
     assert (again.case_id, again.case_status, again.has_pending) == (case.id, "queued", True)
     await chats.remember(2002, "u_one", 91, None, 6)  # no detection: the language stays

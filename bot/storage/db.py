@@ -20,6 +20,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+CONNECT_TIMEOUT = 3.0  # seconds, PostgreSQL
+
 
 def async_url(url: str) -> str:
     """Map a plain or sync database URL to its async-driver form."""
@@ -49,7 +51,10 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(aurl, pool_pre_ping=True)
+    # pre-ping: a connection that died with a server restart is replaced, not handed out.
+    # A short connect timeout (asyncpg's default is 60 s): with the server unreachable the
+    # adapter gives up quickly and answers the person without the database.
+    return create_async_engine(aurl, pool_pre_ping=True, connect_args={"timeout": CONNECT_TIMEOUT})
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,9 +32,10 @@ from bot.safety import is_emergency
 from bot.staffed_hours import StaffedHours
 from bot.storage.cases import CaseStore, transcript_from_events
 from bot.storage.repo import Repository
+from bot.storage.transient import DatabaseUnavailable
 from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
 from bot.telegram.flood import FloodGuard
-from bot.telegram.state import ChatState, ChatStore
+from bot.telegram.state import ChatState, ChatStore, Claim
 from bot.tracker_eraser import TrackerEraser
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,16 @@ def outgoing(replies: list[dict[str, Any]]) -> list[Outgoing]:
         for r in replies
         if r.get("text") or r.get("buttons")
     ]
+
+
+def message_key_for(update_id: int | None) -> str:
+    """The ``message_key`` of the engine turn for one Telegram update.
+
+    Derived from the update id, not random, so that whoever processes the update again (the
+    same update redelivered after the process that claimed it died) finds the turn the engine
+    already ran in its tracker and delivers it instead of running it twice.
+    """
+    return f"tg{update_id}" if update_id is not None else uuid.uuid4().hex
 
 
 def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
@@ -87,6 +98,15 @@ def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
     return IN_PROGRESS
 
 
+@contextlib.contextmanager
+def _after_the_answer(what: str, key: str) -> Iterator[None]:
+    """Bookkeeping once the person has the answer: a database outage is logged, not raised."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        log.warning("database unreachable: %s of %s not written", what, key)
+
+
 @dataclass(frozen=True)
 class Person:
     """The sender of one update as the adapter sees them: no name, no Telegram id in logs."""
@@ -96,6 +116,12 @@ class Person:
     language: str  # the language to answer this turn in
     state: ChatState
     received_at: float = 0.0  # perf_counter when the adapter got the update (for /metrics)
+    update_id: int | None = None  # the Telegram update being answered (None: no update)
+    # The update's claim was taken over: its engine turn may already be in the tracker.
+    retaken: bool = False
+    # What the person already got for this update while the database was unreachable:
+    # "emergency" (not sent again) or "fallback" (the answer says sorry for the wait).
+    offline: str | None = None
 
 
 class TelegramAdapter:
@@ -210,18 +236,56 @@ class TelegramAdapter:
         chat_id: int,
         language_code: str | None,
         text: str | None,
-    ) -> tuple[Person, str | None] | None:
-        """Claim the update and identify the sender (one short transaction); None for a
-        duplicate. Returns the person and the language detected in ``text`` (to remember)."""
+        *,
+        mine: bool = False,
+        on_first_failure: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[Claim, Person | None, str | None]:
+        """Claim the update and identify the sender (one short transaction). Returns the claim,
+        the person (None unless the claim is granted) and the language detected in ``text`` (to
+        remember). ``mine``, ``on_first_failure``: see ``ChatStore.claim_and_read``. Raises
+        ``DatabaseUnavailable``."""
         received_at = time.perf_counter()
         key = self.key_of(user_id)
-        state = await self.chats.claim_and_read(update_id, key, chat_id)
+        claim, state = await self.chats.claim_and_read(
+            update_id, key, chat_id, mine=mine, on_first_failure=on_first_failure
+        )
         if state is None:
-            return None
+            return claim, None, None
         code = normalize_code(language_code)
         detected = detect(text, prior=state.last_language or code) if text else None
         person = self._person(key, chat_id, state, detected, language_code)
-        return replace(person, received_at=received_at), detected
+        person = replace(
+            person,
+            received_at=received_at,
+            update_id=update_id,
+            retaken=claim is Claim.RETAKEN,
+        )
+        return claim, person, detected
+
+    def offline_person(
+        self, user_id: int, chat_id: int, language_code: str | None, text: str | None
+    ) -> Person:
+        """The sender as far as the update alone tells, for when the database cannot: the
+        language of this text (Telegram's ``language_code`` as the prior), no chat state."""
+        code = normalize_code(language_code)
+        language = (detect(text, prior=code) if text else None) or code or DEFAULT_LANGUAGE
+        state = ChatState(self.key_of(user_id), chat_id, None, None, False)
+        return Person(state.user_key, chat_id, language, state)
+
+    async def answer_offline(self, person: Person, *, emergency: bool) -> str | None:
+        """Answer without the database (it is unreachable): the emergency answer in danger,
+        else the hotline numbers and "I saved your message" (the update is kept to be answered
+        properly later). Returns what was sent, ``"emergency"`` or ``"fallback"``, or None when
+        nothing could be sent."""
+        kind = "emergency" if emergency else "fallback"
+        name = "utter_emergency" if kind == "emergency" else "text_tg_engine_down"
+        try:
+            await self.sender.send(person.chat_id, [self.text(name, person.language)])
+        except Exception as exc:  # blocked, Telegram down: nothing more to do without a DB
+            log.warning("could not answer %s without the database: %s", person.key, exc)
+            return None
+        log.info("answered %s without the database (%s)", person.key, kind)
+        return kind
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -250,17 +314,23 @@ class TelegramAdapter:
         track: bool = True,
         on_sent: Callable[[], None] | None = None,
     ) -> bool:
-        """Send replies; remember their ids for /forget. False when the person blocked the bot."""
+        """Send replies; remember their ids for /forget. False when the person blocked the bot.
+
+        What is written after sending is best effort: once the person has the answer, a
+        database outage must not turn the turn into a failure (it would be answered again).
+        """
         try:
             ids = await self.sender.send(person.chat_id, replies)
             if on_sent is not None:
                 on_sent()
         except BlockedByUser:
             log.info("%s blocked the bot; not sending", person.key)
-            await self.chats.set_blocked(person.key, True)
+            with _after_the_answer("the blocked flag", person.key):
+                await self.chats.set_blocked(person.key, True)
             return False
         if track:
-            await self.chats.track(person.key, person.chat_id, ids)
+            with _after_the_answer("message ids for /forget", person.key):
+                await self.chats.track(person.key, person.chat_id, ids)
         return True
 
     # -- turns -------------------------------------------------------------------------------
@@ -323,14 +393,17 @@ class TelegramAdapter:
         async with self._locked(person.key):
             replies: list[dict[str, Any]] | None = None
             engine_seconds = 0.0
-            message_key = uuid.uuid4().hex
+            message_key = message_key_for(person.update_id)
             if not person.state.has_pending or await self._flush_pending(person.key):
                 typing = asyncio.create_task(self._keep_typing(person.chat_id))
                 engine_started = time.perf_counter()
                 try:
-                    replies = await self.engine.send(
+                    found = await self._turn_already_run(person, message_key)
+                    if found is IN_PROGRESS:
+                        raise EngineError("the engine is still on this turn")
+                    replies = found if found is not None else await self.engine.send(
                         person.key, text, {"language": person.language, "message_key": message_key}
-                    )
+                    )  # fmt: skip
                 except EngineError as exc:
                     log.warning("engine failed for %s: %s", person.key, exc)
                 finally:
@@ -343,6 +416,8 @@ class TelegramAdapter:
             out = [self.text("text_tg_engine_down", person.language)]
         else:
             out = outgoing(replies)
+            if person.offline == "fallback":  # they were told "I saved your message"
+                out.insert(0, self.text("text_tg_late_reply", person.language))
 
         def measure() -> None:
             if replies is not None and person.received_at:
@@ -355,6 +430,17 @@ class TelegramAdapter:
         if person.state.case_status == "queued" and person.state.case_id is not None:
             # Waiting for a human: the operator will read what the bot said meanwhile.
             await self._log_turn(person, text, out)
+
+    async def _turn_already_run(self, person: Person, message_key: str) -> Any:
+        """For an update whose claim was taken over: the replies of its engine turn when the
+        process that died had already run it (``IN_PROGRESS`` while the engine is still on it),
+        else None. Costs a tracker read, so only taken-over updates pay it."""
+        if not person.retaken:
+            return None
+        found = replies_in_tracker(await self.engine.tracker(person.key), message_key)
+        if found is not None:
+            log.info("%s: turn of a taken-over update found in the engine's tracker", person.key)
+        return found
 
     async def _log_turn(self, person: Person, text: str, out: list[Outgoing]) -> None:
         assert person.state.case_id is not None
@@ -377,7 +463,8 @@ class TelegramAdapter:
     async def emergency(self, person: Person, *, reason: str) -> None:
         """The emergency answer rendered here, without the engine; then an urgent case."""
         started = time.perf_counter()
-        await self.deliver(person, [self.text("utter_emergency", person.language)])
+        if person.offline != "emergency":  # else they got it while the database was away
+            await self.deliver(person, [self.text("utter_emergency", person.language)])
         log.info(
             "emergency answer to %s in %.1f ms (%s)",
             person.key,

@@ -8,6 +8,8 @@ another Bot API server (the local emulator, a self-hosted telegram-bot-api).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -26,6 +28,7 @@ from bot.storage.repo import Repository
 from bot.telegram.adapter import TelegramAdapter
 from bot.telegram.flood import FloodGuard
 from bot.telegram.handlers import COMMANDS, register
+from bot.telegram.ledger import UpdateLedger
 from bot.telegram.processor import PerChatUpdateProcessor
 from bot.telegram.state import ChatStore
 from bot.tracker_eraser import TrackerEraser
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+RETRY_AFTER = 5  # seconds: what a 503 asks Telegram to wait before delivering an update again
+# Polling: pauses between attempts at the updates kept because the database was unreachable.
+REPLAY_FIRST, REPLAY_MAX = 0.5, 10.0
 
 
 def api_base(url: str | None) -> tuple[str, str] | None:
@@ -101,7 +107,15 @@ class TelegramService:
             console_url=settings.console_url,
             flood=FloodGuard(settings.flood_limit, settings.flood_window, settings.redis_url),
         )
-        register(self.application, self.adapter)
+        self.ledger = UpdateLedger()
+        register(self.application, self.adapter, self.ledger)
+        # Polling only: updates that could not be processed yet (see _replay_loop).
+        self._parked: dict[int, Update] = {}
+        self._replay_wake: asyncio.Event | None = None
+        self._replay_task: asyncio.Task[None] | None = None
+        processor = self.application.update_processor
+        if not self.webhook_mode and isinstance(processor, PerChatUpdateProcessor):
+            processor.settle = self._settle
 
     @property
     def webhook_mode(self) -> bool:
@@ -125,6 +139,9 @@ class TelegramService:
             )
         await app.start()
         self.adapter.start_background()
+        if not self.webhook_mode:
+            self._replay_wake = asyncio.Event()
+            self._replay_task = asyncio.create_task(self._replay_loop(), name="ctip-replay")
         log.info(
             "Telegram adapter started (%s) as @%s",
             "webhook" if self.webhook_mode else "polling",
@@ -133,6 +150,11 @@ class TelegramService:
 
     async def stop(self) -> None:
         app = self.application
+        if self._replay_task is not None:
+            self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
+            self._replay_task = None
         await self.adapter.stop_background()
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
@@ -142,6 +164,39 @@ class TelegramService:
         await self.adapter.flood.close()
         if self.adapter.eraser is not None:
             await self.adapter.eraser.close()
+
+    def _settle(self, update: Update) -> None:
+        """Polling, after each update: keep one that could not be processed for a replay."""
+        uid = update.update_id
+        if self.ledger.pop_outcome(uid).acknowledged:
+            self._parked.pop(uid, None)
+            return
+        if uid not in self._parked:
+            log.info("update %s kept to be processed again", uid)
+            self._parked[uid] = update
+        if self._replay_wake is not None:
+            self._replay_wake.set()
+
+    async def _replay_loop(self) -> None:
+        """Polling: an update counts as delivered once fetched, so what could not be processed
+        (database unreachable, another process on it) is kept in memory and processed again,
+        oldest first, with growing pauses, until done. Lost only if this process dies too."""
+        assert self._replay_wake is not None
+        processor, app = self.application.update_processor, self.application
+        while True:
+            await self._replay_wake.wait()
+            self._replay_wake.clear()
+            delay = REPLAY_FIRST
+            while self._parked:
+                await asyncio.sleep(delay)
+                for uid, update in list(self._parked.items()):
+                    try:
+                        await processor.process_update(update, app.process_update(update))
+                    except Exception:
+                        log.exception("replay of update %s failed", uid)
+                    if uid in self._parked:  # still failing: the rest would fail the same way
+                        break
+                delay = min(delay * 2, REPLAY_MAX)
 
     async def set_commands(self) -> None:
         """The command menu in each language (Telegram picks it by the user's app language)."""
@@ -161,7 +216,9 @@ class TelegramService:
         """Telegram's POST of one update. Wrong secret → 403 and nothing processed.
 
         The update is processed before answering, so a crash mid-way means Telegram redelivers
-        it; the persisted update ids make the redelivery count once.
+        it; the persisted update ids make the redelivery count once. An update that could not be
+        processed yet — its claim is held by another (live or dead) process, or the database is
+        unreachable — is answered 503 with Retry-After, so Telegram delivers it again.
         """
         expected = self.settings.telegram_webhook_secret or ""
         given = request.headers.get(SECRET_HEADER, "")
@@ -180,4 +237,11 @@ class TelegramService:
             return web.json_response({"ok": True, "ignored": "malformed update"})
         app = self.application
         await app.update_processor.process_update(update, app.process_update(update))
+        outcome = self.ledger.pop_outcome(update.update_id)
+        if not outcome.acknowledged:
+            return web.json_response(
+                {"ok": False, "error": f"not processed yet ({outcome.value}); send it again"},
+                status=503,
+                headers={"Retry-After": str(RETRY_AFTER)},
+            )
         return web.json_response({"ok": True})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from telegram import Message, Update
 from telegram.error import TelegramError
@@ -25,7 +26,11 @@ from telegram.ext import (
 )
 
 from bot.language import DEFAULT_LANGUAGE
+from bot.safety import is_emergency
+from bot.storage.transient import DatabaseUnavailable, is_transient
 from bot.telegram.adapter import Person, TelegramAdapter
+from bot.telegram.ledger import Outcome, UpdateLedger
+from bot.telegram.state import Claim
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +58,12 @@ MEDIA_KINDS = [
 ]
 
 
-def register(application: Application, adapter: TelegramAdapter) -> None:
-    """Attach every handler of the assistant to ``application``."""
-    h = _Handlers(adapter)
+def register(
+    application: Application, adapter: TelegramAdapter, ledger: UpdateLedger | None = None
+) -> None:
+    """Attach every handler of the assistant to ``application``; ``ledger`` receives how each
+    update ended (whether it may be acknowledged)."""
+    h = _Handlers(adapter, ledger or UpdateLedger())
     application.add_handler(TypeHandler(Update, h.claim), group=-1)
     application.add_handler(TypeHandler(Update, h.finish), group=1)
     application.add_handler(
@@ -86,9 +94,21 @@ def message_kind(message: Message) -> str:
     return "other"
 
 
+def in_danger(update: Update) -> bool:
+    """/sos or a danger phrase: what gets the emergency answer even without the database."""
+    message = update.effective_message
+    if update.callback_query is not None or message is None or not message.text:
+        return False
+    text = message.text
+    if text.startswith("/"):
+        return text[1:].split(maxsplit=1)[0].split("@")[0].lower() == "sos"
+    return is_emergency(text)
+
+
 class _Handlers:
-    def __init__(self, adapter: TelegramAdapter) -> None:
+    def __init__(self, adapter: TelegramAdapter, ledger: UpdateLedger) -> None:
         self.a = adapter
+        self.ledger = ledger
         self._group_noticed: dict[int, float] = {}
         self._people: dict[int, Person] = {}  # update_id → sender, from claim to handler
         # update_id → what to remember once the reply is out (see ChatStore.remember)
@@ -115,9 +135,17 @@ class _Handlers:
     # -- idempotency -------------------------------------------------------------------------
     async def claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Drop a repeated update. For a private message or button, also identify the sender
-        in the same short transaction (the only database work before the engine)."""
+        in the same short transaction (the only database work before the engine).
+
+        An update another process is still on is dropped *unacknowledged* (Outcome.BUSY):
+        Telegram delivers it again, and once that process finished, or died and its claim went
+        stale, it is answered — exactly once. With the database unreachable the person gets
+        the hotline numbers (or the emergency answer) now and the update is kept for later.
+        """
+        uid = update.update_id
         user, chat, message = update.effective_user, update.effective_chat, update.effective_message
         query = update.callback_query
+        mine = self.ledger.is_unfinished(uid)
         if (
             user is not None
             and chat is not None
@@ -127,26 +155,90 @@ class _Handlers:
             text = None
             if query is None and message is not None and message.text:
                 text = None if message.text.startswith("/") else message.text
-            begun = await self.a.begin(update.update_id, user.id, chat.id, user.language_code, text)
-            if begun is not None:
-                person, detected = begun
-                self._people[update.update_id] = person
+
+            async def danger_first() -> None:  # the database hesitates: danger does not wait
+                if in_danger(update):
+                    await self._answer_offline(update)
+
+            try:
+                claim, person, detected = await self.a.begin(
+                    uid, user.id, chat.id, user.language_code, text,
+                    mine=mine, on_first_failure=danger_first,
+                )  # fmt: skip
+            except DatabaseUnavailable:
+                await self._unavailable(update)
+                raise ApplicationHandlerStop from None
+            if person is not None:
+                person = replace(person, offline=self.ledger.answered_offline(uid))
+                self._people[uid] = person
                 message_id = message.message_id if message is not None and query is None else None
-                self._after[update.update_id] = (person.key, chat.id, detected, message_id)
+                self._after[uid] = (person.key, chat.id, detected, message_id)
                 return
-        elif await self.a.chats.claim_update(update.update_id):
-            return
-        log.info("update %s already processed; dropped", update.update_id)
+        else:
+            try:
+                claim = await self.a.chats.claim_update(uid, mine=mine)
+            except DatabaseUnavailable:
+                self.ledger.mark_unfinished(uid)
+                self.ledger.set_outcome(uid, Outcome.UNAVAILABLE)
+                raise ApplicationHandlerStop from None
+            if claim.granted:
+                return
+        if claim is Claim.BUSY:
+            log.info("update %s is being processed elsewhere; not acknowledged", uid)
+            self.ledger.set_outcome(uid, Outcome.BUSY)
+        else:
+            log.info("update %s already processed; dropped", uid)
+            self.ledger.finished(uid)
         raise ApplicationHandlerStop
 
+    async def _unavailable(self, update: Update, error: BaseException | None = None) -> None:
+        """The database is unreachable: keep the update for later (not acknowledged, or
+        replayed when polling) and answer the person now, once per update, without it."""
+        uid = update.update_id
+        self.ledger.mark_unfinished(uid)
+        self.ledger.set_outcome(uid, Outcome.UNAVAILABLE)
+        self._people.pop(uid, None)
+        self._after.pop(uid, None)
+        log.warning(
+            "database unreachable for update %s (%s); kept for later",
+            uid,
+            type(error.__cause__ or error).__name__ if error else "claim",
+        )
+        await self._answer_offline(update)
+
+    async def _answer_offline(self, update: Update) -> None:
+        """The emergency answer or the hotline fallback without the database, at most once per
+        update (Telegram delivers it again while it is not acknowledged)."""
+        uid = update.update_id
+        if self.ledger.answered_offline(uid) is not None:
+            return
+        user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+        if user is None or chat is None or chat.type != "private":
+            return
+        text = message.text if message is not None and update.callback_query is None else None
+        plain = None if text is None or text.startswith("/") else text
+        person = self.a.offline_person(user.id, chat.id, user.language_code, plain)
+        kind = await self.a.answer_offline(person, emergency=in_danger(update))
+        if kind is not None:
+            self.ledger.note_offline_answer(uid, kind)
+
     async def finish(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """After the handler: remember the chat (language, message id) and mark the update done."""
-        self._people.pop(update.update_id, None)
-        after = self._after.pop(update.update_id, None)
-        if after is not None:
-            await self.a.chats.remember(update.update_id, *after)
-        else:
-            await self.a.chats.finish_update(update.update_id)
+        """After the handler: remember the chat (language, message id) and mark the update done.
+
+        The reply is out: an unreachable database here is logged, not raised — the update
+        then stays ``processing`` (it is acknowledged, so Telegram does not send it again).
+        """
+        uid = update.update_id
+        self._people.pop(uid, None)
+        after = self._after.pop(uid, None)
+        self.ledger.finished(uid)
+        try:
+            if after is not None:
+                await self.a.chats.remember(uid, *after)
+            else:
+                await self.a.chats.finish_update(uid)
+        except DatabaseUnavailable:
+            log.warning("database unreachable: update %s answered but not marked done", uid)
 
     # -- commands ----------------------------------------------------------------------------
     async def cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -277,8 +369,17 @@ class _Handlers:
         )
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log without message text; the person still gets the numbers when we can reach them."""
+        """Log without message text; the person is never left with silence.
+
+        Needs no database: the person is identified from the update alone. When the database
+        was unreachable the update is kept (Outcome.UNAVAILABLE, ``finish`` skipped) and the
+        person gets the hotline numbers with "I saved your message"; any other error gets the
+        apology with the hotline numbers and the update counts as done.
+        """
         error = context.error
+        if isinstance(update, Update) and error is not None and is_transient(error):
+            await self._unavailable(update, error)
+            raise ApplicationHandlerStop  # not done: `finish` must not mark it
         log.error(
             "error while handling an update: %s",
             type(error).__name__,
@@ -286,11 +387,13 @@ class _Handlers:
         )
         if not isinstance(update, Update) or update.effective_chat is None:
             return
-        if update.effective_chat.type != "private":
+        user, chat = update.effective_user, update.effective_chat
+        if chat.type != "private" or user is None:
             return
-        person = await self._person(update)
-        if person is not None:
-            try:
-                await self.a.deliver(person, [self.a.text("utter_default", person.language)])
-            except Exception:
-                log.exception("could not send the fallback answer")
+        person = self._people.get(update.update_id) or self.a.offline_person(
+            user.id, chat.id, user.language_code, None
+        )
+        try:
+            await self.a.deliver(person, [self.a.text("utter_default", person.language)])
+        except Exception:
+            log.exception("could not send the fallback answer")

@@ -8,7 +8,7 @@ order. A lock per chat gives both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -32,17 +32,23 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
+        # Called after each update, still in the chat's turn (polling: keep what failed).
+        self.settle: Callable[[Update], None] | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = chat_key(update)
         if key is None:
             await coroutine
+            if self.settle is not None and isinstance(update, Update):
+                self.settle(update)
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
             async with lock:
                 await coroutine
+                if self.settle is not None and isinstance(update, Update):
+                    self.settle(update)
         finally:
             self._users[key] -= 1
             if self._users[key] == 0:  # nobody waits: free the lock (bounded memory)

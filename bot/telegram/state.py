@@ -8,11 +8,12 @@ several bot-service replicas share them (DESIGN.md §6).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -26,12 +27,30 @@ from bot.storage.models import (
     TelegramUpdate,
     utcnow,
 )
+from bot.storage.transient import RETRY_DELAYS, retried, with_retries
 
 # A claimed update not finished after this long belongs to a replica that died: take it over.
+# Default of TELEGRAM_CLAIM_TIMEOUT; it must exceed the longest turn (engine timeout, delivery
+# retries), or a slow live replica would be taken over and the message answered twice.
 STALE_CLAIM = dt.timedelta(minutes=2)
 # Telegram lets a bot delete messages of a private chat for 48 hours; ids older than that are useless.
 DELETABLE_FOR = dt.timedelta(hours=48)
 UPDATE_IDS_KEPT = dt.timedelta(days=7)
+
+
+class Claim(enum.Enum):
+    """What claiming an update id found, and so what to do with the update."""
+
+    NEW = "new"  # first sight: process it
+    # Left ``processing`` by a process that died (stale), or by an earlier attempt of this
+    # process that failed: process it, but its engine turn may already have run.
+    RETAKEN = "retaken"
+    DONE = "done"  # finished before: drop it (and acknowledge it)
+    BUSY = "busy"  # another process is on it right now: drop it, but do not acknowledge
+
+    @property
+    def granted(self) -> bool:
+        return self in (Claim.NEW, Claim.RETAKEN)
 
 
 @dataclass(frozen=True)
@@ -84,53 +103,106 @@ async def _read(s: Any, user_key: str) -> ChatState | None:
 
 
 class ChatStore:
-    """Async access to the ``tg_*`` tables."""
+    """Async access to the ``tg_*`` tables.
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    Every method is one short transaction, retried through a brief database outage
+    (``bot.storage.transient``); ``DatabaseUnavailable`` when the outage lasts.
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker, claim_timeout: dt.timedelta = STALE_CLAIM
+    ) -> None:
         self.sessions = sessions
+        self.claim_timeout = claim_timeout
 
     # -- idempotency -------------------------------------------------------------------------
-    async def claim_update(self, update_id: int) -> bool:
-        """True when this replica should process ``update_id`` (first sight, or a stale claim)."""
+    async def claim_update(self, update_id: int, *, mine: bool = False) -> Claim:
+        """Claim ``update_id`` for this process (see ``Claim``). ``mine``: a ``processing``
+        claim on it was left by this process (an attempt that failed) and is taken over; such a
+        repeat attempt is not retried (it will be repeated anyway) so as not to hold up the
+        chat's next messages while the database is still away."""
+        attempts = 0
+
+        async def attempt() -> Claim:
+            nonlocal attempts
+            attempts += 1  # a retry may find the claim its lost-ack predecessor committed
+            return await self._claim_update(update_id, mine or attempts > 1)
+
+        return await with_retries(attempt, delays=() if mine else RETRY_DELAYS)
+
+    async def _claim_update(self, update_id: int, mine: bool) -> Claim:
         async with self.sessions() as s:
             s.add(TelegramUpdate(update_id=update_id, status="processing", claimed_at=utcnow()))
             try:
                 await s.commit()
-                return True
+                return Claim.NEW
             except IntegrityError:
                 await s.rollback()
-        return await self._take_over(update_id)
+        return await self._take_over(update_id, mine)
 
-    async def _take_over(self, update_id: int) -> bool:
+    async def _take_over(self, update_id: int, mine: bool) -> Claim:
+        """RETAKEN when the existing claim is stale (or ``mine``), else DONE or BUSY."""
         async with self.sessions() as s:
+            abandoned = TelegramUpdate.claimed_at < utcnow() - self.claim_timeout
             result = await s.execute(
                 update(TelegramUpdate)
                 .where(
                     TelegramUpdate.update_id == update_id,
                     TelegramUpdate.status == "processing",
-                    TelegramUpdate.claimed_at < utcnow() - STALE_CLAIM,
+                    true() if mine else abandoned,
                 )
                 .values(claimed_at=utcnow())
             )
+            status = None
+            if result.rowcount != 1:
+                status = await s.scalar(
+                    select(TelegramUpdate.status).where(TelegramUpdate.update_id == update_id)
+                )
             await s.commit()
-            return result.rowcount == 1
+        if result.rowcount == 1:
+            return Claim.RETAKEN
+        return Claim.DONE if status == "done" else Claim.BUSY
 
-    async def claim_and_read(self, update_id: int, user_key: str, chat_id: int) -> ChatState | None:
+    async def claim_and_read(
+        self,
+        update_id: int,
+        user_key: str,
+        chat_id: int,
+        *,
+        mine: bool = False,
+        on_first_failure: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[Claim, ChatState | None]:
         """Claim the update and read the chat's state in one short transaction (the only
-        database work before the engine); None when the update was already processed.
+        database work before the engine); the state is None unless the claim is granted.
+        ``mine``: see ``claim_update``; ``on_first_failure``: see ``with_retries``.
 
         The chat row is created on first contact; refreshing it (language, last seen, the
         message id for /forget) waits until the reply is out: ``remember``.
         """
+        attempts = 0
+
+        async def attempt() -> tuple[Claim, ChatState | None]:
+            nonlocal attempts
+            attempts += 1
+            return await self._claim_and_read(update_id, user_key, chat_id, mine or attempts > 1)
+
+        return await with_retries(
+            attempt, delays=() if mine else RETRY_DELAYS, on_first_failure=on_first_failure
+        )
+
+    async def _claim_and_read(
+        self, update_id: int, user_key: str, chat_id: int, mine: bool
+    ) -> tuple[Claim, ChatState | None]:
         async with self.sessions() as s:
             s.add(TelegramUpdate(update_id=update_id, status="processing", claimed_at=utcnow()))
             try:
                 await s.flush()
             except IntegrityError:
                 await s.rollback()
-                if not await self._take_over(update_id):
-                    return None
-                return await self._read_or_create(user_key, chat_id)
+                claim = await self._take_over(update_id, mine)
+                if not claim.granted:
+                    return claim, None
+                return claim, await self._read_or_create(user_key, chat_id)
             state = await _read(s, user_key)
             if state is None:
                 s.add(TelegramChat(user_key=user_key, chat_id=chat_id, blocked=False))
@@ -138,17 +210,19 @@ class ChatStore:
                 await s.commit()
             except IntegrityError:  # the chat row was created by another replica meanwhile
                 await s.rollback()
-                if not await self.claim_update(update_id):
-                    return None
-                return await self._read_or_create(user_key, chat_id)
+                claim = await self._claim_update(update_id, mine)
+                if not claim.granted:
+                    return claim, None
+                return claim, await self._read_or_create(user_key, chat_id)
         if state is None:
-            return ChatState(user_key, chat_id, None, None, False)
-        return state
+            return Claim.NEW, ChatState(user_key, chat_id, None, None, False)
+        return Claim.NEW, state
 
     async def _read_or_create(self, user_key: str, chat_id: int) -> ChatState:
-        state, _ = await self.touch(user_key, chat_id)
+        state, _ = await self._touch(user_key, chat_id)
         return state
 
+    @retried
     async def remember(
         self,
         update_id: int,
@@ -175,6 +249,7 @@ class ChatStore:
             )
             await s.commit()
 
+    @retried
     async def finish_update(self, update_id: int) -> None:
         async with self.sessions() as s:
             await s.execute(
@@ -186,6 +261,16 @@ class ChatStore:
 
     # -- chats -------------------------------------------------------------------------------
     async def touch(
+        self,
+        user_key: str,
+        chat_id: int,
+        language_of: Callable[[str | None], str | None] = lambda last: None,
+        message_id: int | None = None,
+    ) -> tuple[ChatState, str | None]:
+        """Create or refresh the chat row (``_touch``), through a brief outage."""
+        return await with_retries(lambda: self._touch(user_key, chat_id, language_of, message_id))
+
+    async def _touch(
         self,
         user_key: str,
         chat_id: int,
@@ -220,10 +305,12 @@ class ChatStore:
                 raise RuntimeError(f"chat row of {user_key} vanished")
             return state, detected
 
+    @retried
     async def get(self, user_key: str) -> ChatState | None:
         async with self.sessions() as s:
             return await _read(s, user_key)
 
+    @retried
     async def set_language(self, user_key: str, language: str) -> None:
         async with self.sessions() as s:
             await s.execute(
@@ -233,6 +320,7 @@ class ChatStore:
             )
             await s.commit()
 
+    @retried
     async def set_blocked(self, user_key: str, blocked: bool) -> None:
         async with self.sessions() as s:
             await s.execute(
@@ -243,6 +331,7 @@ class ChatStore:
             await s.commit()
 
     # -- message ids for /forget -------------------------------------------------------------
+    @retried
     async def track(self, user_key: str, chat_id: int, message_ids: list[int]) -> None:
         if not message_ids:
             return
@@ -253,6 +342,7 @@ class ChatStore:
             )
             await s.commit()
 
+    @retried
     async def deletable(self, user_key: str) -> list[tuple[int, int]]:
         """``(chat_id, message_id)`` of this person's chat still inside Telegram's 48 h."""
         async with self.sessions() as s:
@@ -267,10 +357,23 @@ class ChatStore:
             return [(int(c), int(m)) for c, m in rows.all()]
 
     # -- messages waiting for the engine ------------------------------------------------------
+    @retried
     async def add_pending(
         self, user_key: str, text: str, language: str, message_key: str = ""
     ) -> int:
+        """Keep a message for the engine. Idempotent per ``message_key``: a retry after a lost
+        commit acknowledgement, or the same update processed again, must not queue it twice
+        (it would be answered twice)."""
         async with self.sessions() as s:
+            if message_key:
+                existing = await s.scalar(
+                    select(PendingMessage.id).where(
+                        PendingMessage.user_key == user_key,
+                        PendingMessage.message_key == message_key,
+                    )
+                )
+                if existing is not None:
+                    return int(existing)
             row = PendingMessage(
                 user_key=user_key,
                 text=text,
@@ -282,6 +385,7 @@ class ChatStore:
             await s.commit()
             return row.id
 
+    @retried
     async def pending(self, user_key: str | None = None, limit: int = 50) -> list[PendingMessage]:
         """Waiting messages, oldest first (of one person when ``user_key`` is given)."""
         query = select(PendingMessage).order_by(PendingMessage.id).limit(limit)
@@ -290,11 +394,13 @@ class ChatStore:
         async with self.sessions() as s:
             return list(await s.scalars(query))
 
+    @retried
     async def drop_pending(self, pending_id: int) -> None:
         async with self.sessions() as s:
             await s.execute(delete(PendingMessage).where(PendingMessage.id == pending_id))
             await s.commit()
 
+    @retried
     async def bump_pending(self, pending_id: int) -> None:
         async with self.sessions() as s:
             await s.execute(

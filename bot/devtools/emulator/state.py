@@ -42,9 +42,13 @@ class Emulator:
         webhook_retries: int = 3,
         webhook_backoff: float = 0.05,
         webhook_timeout: float = 10.0,
+        webhook_backoff_max: float | None = None,
     ) -> None:
         self.webhook_retries = webhook_retries
         self.webhook_backoff = webhook_backoff
+        # Cap on the pause between attempts, so a test can have Telegram keep trying for a
+        # while (a bot service restarting, a claim going stale) without pauses of minutes.
+        self.webhook_backoff_max = webhook_backoff_max
         self.webhook_timeout = webhook_timeout
         self._webhook_task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -387,7 +391,10 @@ class Emulator:
         timeout = aiohttp.ClientTimeout(total=self.webhook_timeout)
         for attempt in range(self.webhook_retries + 1):
             if attempt:
-                await asyncio.sleep(self.webhook_backoff * 2 ** (attempt - 1))
+                pause = self.webhook_backoff * 2 ** (attempt - 1)
+                if self.webhook_backoff_max is not None:
+                    pause = min(pause, self.webhook_backoff_max)
+                await asyncio.sleep(pause)
             try:
                 async with self._session.post(
                     url, json=update, headers=headers, timeout=timeout
