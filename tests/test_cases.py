@@ -74,6 +74,16 @@ async def test_claim_is_atomic(cases) -> None:
     assert (await store.get(case.id)).assigned_to == winners[0].assigned_to
 
 
+async def test_waiting_case_is_alerted_by_one_replica_only(cases) -> None:
+    """Every replica runs the alert round; the operators' chat hears of a case once."""
+    store, _ = cases
+    case = await store.open_case("u_alert", "x", "high", "en")
+    claims = await asyncio.gather(*(store.claim_alert(case.id) for _ in range(4)))
+    assert sorted(claims) == [False, False, False, True]
+    await store.release_alert(case.id)  # sending failed: the next round may try again
+    assert await store.claim_alert(case.id) is True
+
+
 async def test_transcript_close_and_reopen(cases) -> None:
     store, _ = cases
     case = await store.open_case(

@@ -306,10 +306,26 @@ class CaseStore:
             await s.commit()
         self.changes.bump()
 
-    async def mark_alerted(self, case_id: int) -> None:
+    async def claim_alert(self, case_id: int) -> bool:
+        """Mark the case alerted; True for the one replica whose update did it.
+
+        Why conditional: every bot replica runs the alert round, and the operators' chat should
+        hear about a waiting case once, not once per replica.
+        """
+        async with self.sessions() as s:
+            result = await s.execute(
+                update(Escalation)
+                .where(Escalation.id == case_id, Escalation.alerted_at.is_(None))
+                .values(alerted_at=utcnow())
+            )
+            await s.commit()
+            return result.rowcount == 1
+
+    async def release_alert(self, case_id: int) -> None:
+        """The alert could not be sent: let the next round (any replica) try again."""
         async with self.sessions() as s:
             await s.execute(
-                update(Escalation).where(Escalation.id == case_id).values(alerted_at=utcnow())
+                update(Escalation).where(Escalation.id == case_id).values(alerted_at=None)
             )
             await s.commit()
 

@@ -365,7 +365,7 @@ class TelegramAdapter:
         match = LANGUAGE_PAYLOAD.match(payload)
         if match:
             await self.chats.set_language(person.key, match.group(1))
-            person = Person(person.key, person.chat_id, match.group(1), person.state)
+            person = replace(person, language=match.group(1))
         await self.converse(person, payload)
 
     async def _within_limits(self, person: Person) -> bool:
@@ -655,6 +655,10 @@ class TelegramAdapter:
             try:
                 await self.chats.purge(self.retention_days)
                 await self.cases.purge_texts(self.retention_days)
+                if self.eraser is not None:  # the engine's copy of the conversations too
+                    removed = await self.eraser.purge(self.retention_days)
+                    if removed:
+                        log.info("retention: %d old engine events removed", removed)
             except Exception:
                 log.exception("retention purge failed")
             await asyncio.sleep(3600)
@@ -670,12 +674,14 @@ class TelegramAdapter:
                 f"Case {case.code} ({case.priority}) is waiting for an operator: "
                 f"{self.console_url}/console/cases/{case.id}"
             )
+            if not await self.cases.claim_alert(case.id):
+                continue  # another replica is alerting it
             try:
                 await self.bot.send_message(self.operators_chat_id, text)
             except TelegramError as exc:
                 log.warning("alert for case %s failed: %s", case.code, exc)
+                await self.cases.release_alert(case.id)
                 continue
-            await self.cases.mark_alerted(case.id)
             sent += 1
         return sent
 
