@@ -43,10 +43,13 @@ class EngineClient:
     def _params(self) -> dict[str, str]:
         return {"token": self.token} if self.token else {}
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+    async def _post(self, path: str, body: dict[str, Any], timeout: float | None = None) -> Any:
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
             async with self.session.post(
-                f"{self.base_url}{path}", json=body, params=self._params()
+                f"{self.base_url}{path}", json=body, params=self._params(), **kwargs
             ) as resp:
                 if resp.status >= 400:
                     raise EngineError(f"engine answered {resp.status} on {path}")
@@ -55,21 +58,41 @@ class EngineClient:
             raise EngineError(f"engine unreachable on {path}: {exc!r}") from exc
 
     async def send(
-        self, sender: str, text: str, metadata: dict[str, Any] | None = None
+        self,
+        sender: str,
+        text: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Send one user message through the REST channel; return the bot's messages."""
+        """Send one user message through the REST channel; return the bot's messages.
+
+        ``timeout`` overrides the client's for this turn. Closing the request early makes
+        Rasa cancel the turn, so a caller that wants the turn to finish regardless (the
+        Telegram adapter) passes a long one and stops *waiting* sooner instead.
+        """
         body: dict[str, Any] = {"sender": sender, "message": text}
         if metadata:
             body["metadata"] = metadata
-        return await self._post("/webhooks/rest/webhook", body)
+        return await self._post("/webhooks/rest/webhook", body, timeout)
 
     async def parse(self, text: str) -> dict[str, Any]:
         """Classify ``text`` without touching any conversation."""
         return await self._post("/model/parse", {"text": text})
 
-    async def add_event(self, sender: str, event: dict[str, Any]) -> Any:
-        """Append an event (slot, pause, resume …) to a conversation's tracker."""
+    async def add_event(self, sender: str, event: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Append an event (slot, pause, resume …), or several at once, to a conversation's
+        tracker."""
         return await self._post(f"/conversations/{sender}/tracker/events", event)
+
+    async def execute(self, sender: str, action: str) -> list[dict[str, Any]]:
+        """Run one action in a conversation as it stands; return the bot's messages.
+
+        For re-running a custom action that failed inside a finished turn (Rasa marks the
+        endpoint deprecated, but 3.6 serves it). Does not predict what follows.
+        """
+        body = await self._post(f"/conversations/{sender}/execute", {"name": action})
+        return list(body.get("messages") or [])
 
     async def tracker(self, sender: str) -> dict[str, Any]:
         """The conversation's full tracker (events, slots, latest message)."""

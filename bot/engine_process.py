@@ -37,7 +37,7 @@ ENDPOINTS_TEMPLATE = """\
 nlg:
   url: "{bot_url}/nlg"
 action_endpoint:
-  url: "{bot_url}/webhook"
+  url: "{action_url}"
 tracker_store:
   type: SQL
   dialect: "sqlite"
@@ -45,10 +45,21 @@ tracker_store:
 """
 
 
-def write_endpoints(path: Path, bot_url: str, tracker_db: Path) -> Path:
-    """Write an endpoints file wiring the engine to one bot service and tracker database."""
+def write_endpoints(
+    path: Path, bot_url: str, tracker_db: Path, action_url: str | None = None
+) -> Path:
+    """Write an endpoints file wiring the engine to one bot service and tracker database.
+
+    ``action_url`` overrides where custom actions are called (default: the bot service's
+    ``/webhook``); the fault tests put a misbehaving proxy there.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ENDPOINTS_TEMPLATE.format(bot_url=bot_url.rstrip("/"), tracker_db=tracker_db))
+    bot_url = bot_url.rstrip("/")
+    path.write_text(
+        ENDPOINTS_TEMPLATE.format(
+            bot_url=bot_url, action_url=action_url or f"{bot_url}/webhook", tracker_db=tracker_db
+        )
+    )
     return path
 
 
@@ -174,6 +185,14 @@ async def wait_ready(client: EngineClient, proc: subprocess.Popen[bytes], timeou
             return
         await asyncio.sleep(1.0)
     raise TimeoutError(f"engine not ready after {timeout:.0f}s")
+
+
+def kill_engine(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the engine's process group at once (a crash: no shutdown, no tracker save)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def stop_engine(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:

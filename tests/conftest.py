@@ -58,7 +58,13 @@ def settings(tmp_path_factory: pytest.TempPathFactory, emulator: RunningEmulator
 async def stack(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningStack]:
-    """The real bot service and the real Rasa engine with the trained model."""
+    """The real bot service and the real Rasa engine with the trained model.
+
+    The engine calls the actions through a fault proxy (``stack.action_proxy``, passing by
+    default) so that fault tests can make the action server slow, failing or unreachable.
+    """
     work = tmp_path_factory.mktemp("engine")
-    async with running_stack(settings, engine_port=free_port(), work_dir=work) as running:
+    async with running_stack(
+        settings, engine_port=free_port(), work_dir=work, action_proxy=True
+    ) as running:
         yield running

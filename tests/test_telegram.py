@@ -214,17 +214,6 @@ async def test_duplicate_updates_are_processed_once(stack, client) -> None:
     assert after == before
 
 
-async def test_telegram_429_and_502_are_retried_without_duplicates(stack, client) -> None:
-    user = new_user_id()
-    await client.inject_fault("sendMessage", 429, count=1, retry_after=1)
-    replies = await say(client, user, "/help")
-    assert len(replies) == 1 and texts(replies) == local("text_tg_help", "en")
-    await client.inject_fault("sendMessage", 502, count=2)
-    replies = await say(client, user, "/privacy")
-    assert len(replies) == 1 and texts(replies) == local("text_tg_privacy", "en")
-    await client.clear_faults()
-
-
 async def test_long_replies_are_split_and_markup_is_escaped(stack, client) -> None:
     user = new_user_id()
     await say(client, user, "hello")

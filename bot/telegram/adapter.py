@@ -20,7 +20,7 @@ from typing import Any
 
 from telegram import Bot
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import TelegramError, TimedOut
 
 from bot import metrics
 from bot.console import audit
@@ -36,6 +36,7 @@ from bot.storage.transient import DatabaseUnavailable
 from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
 from bot.telegram.flood import FloodGuard
 from bot.telegram.state import ChatState, ChatStore, Claim
+from bot.telegram.turns import EngineTurns, custom_actions_of_turn, last_user_key
 from bot.tracker_eraser import TrackerEraser
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ LANGUAGE_PAYLOAD = re.compile(r'^/change_language\{"language":\s*"(az|ru|en)"\}$
 
 
 IN_PROGRESS: Any = object()
+LISTEN = {"event": "action", "name": "action_listen"}
 
 
 def outgoing(replies: list[dict[str, Any]]) -> list[Outgoing]:
@@ -72,7 +74,8 @@ def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
     """The bot's replies to the user message tagged ``message_key`` in an engine tracker.
 
     None when the engine never saw the message; ``IN_PROGRESS`` when it saw it but has not
-    finished the turn (no ``action_listen`` after it yet).
+    finished the turn (no ``action_listen`` after it yet). Replies up to the person's next
+    message count, so those of a failed action run again later are found too.
     """
     if not message_key:
         return None
@@ -87,6 +90,7 @@ def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
     if start is None:
         return None
     replies: list[dict[str, Any]] = []
+    listened = False
     for event in events[start + 1 :]:
         if event.get("event") == "user":
             break
@@ -94,8 +98,8 @@ def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
             data = event.get("data") or {}
             replies.append({"text": event.get("text"), "buttons": data.get("buttons") or []})
         if event.get("event") == "action" and event.get("name") == "action_listen":
-            return replies
-    return IN_PROGRESS
+            listened = True
+    return replies if listened else IN_PROGRESS
 
 
 @contextlib.contextmanager
@@ -166,6 +170,10 @@ class TelegramAdapter:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.flood = flood or FloodGuard()
+        # How long a person waits for the engine before getting the hotline numbers; the turn
+        # itself goes on (see bot/telegram/turns.py).
+        self.reply_timeout = engine.timeout.total or 5.0
+        self.turns = EngineTurns(engine, self._wake.set)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -183,6 +191,7 @@ class TelegramAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.turns.close()
 
     # -- who is writing ----------------------------------------------------------------------
     def key_of(self, telegram_user_id: int) -> str:
@@ -389,44 +398,70 @@ class TelegramAdapter:
     async def converse(
         self, person: Person, text: str, prefix: list[Outgoing] | None = None
     ) -> None:
-        """Send ``text`` to the engine and deliver its replies; on failure, fall back and keep it."""
+        """Send ``text`` to the engine and deliver its replies; on failure, fall back and keep it.
+
+        Failure is: the engine is down, errs, is slower than ``reply_timeout`` (its turn goes on
+        and its answer follows), or finishes the turn without a single message — what Rasa does
+        when a custom action is refused, fails or times out. In every case the person gets the
+        hotline numbers now and the message waits in ``tg_pending`` for the real answer.
+        """
         async with self._locked(person.key):
-            replies: list[dict[str, Any]] | None = None
+            out: list[Outgoing] | None = None
             engine_seconds = 0.0
             message_key = message_key_for(person.update_id)
             if not person.state.has_pending or await self._flush_pending(person.key):
                 typing = asyncio.create_task(self._keep_typing(person.chat_id))
                 engine_started = time.perf_counter()
+                metadata = {"language": person.language, "message_key": message_key}
                 try:
                     found = await self._turn_already_run(person, message_key)
                     if found is IN_PROGRESS:
                         raise EngineError("the engine is still on this turn")
-                    replies = found if found is not None else await self.engine.send(
-                        person.key, text, {"language": person.language, "message_key": message_key}
+                    replies = found if found is not None else await self.turns.run(
+                        person.key, text, metadata, self.reply_timeout
                     )  # fmt: skip
+                    out = outgoing(replies)
+                    if not out:
+                        log.warning("engine turn for %s said nothing (failed action?)", person.key)
+                        self.turns.failed(message_key)
+                        out = None
                 except EngineError as exc:
                     log.warning("engine failed for %s: %s", person.key, exc)
+                except TimeoutError:
+                    log.warning("engine slower than %.0f s for %s", self.reply_timeout, person.key)
                 finally:
                     typing.cancel()
                 engine_seconds = time.perf_counter() - engine_started
-            if replies is None:
+            if out is None:
                 await self.chats.add_pending(person.key, text, person.language, message_key)
                 self._wake.set()
-        if replies is None:
+        answered = out is not None
+        if out is None:
             out = [self.text("text_tg_engine_down", person.language)]
-        else:
-            out = outgoing(replies)
-            if person.offline == "fallback":  # they were told "I saved your message"
-                out.insert(0, self.text("text_tg_late_reply", person.language))
+        elif person.offline == "fallback":  # they were told "I saved your message"
+            out.insert(0, self.text("text_tg_late_reply", person.language))
 
         def measure() -> None:
-            if replies is not None and person.received_at:
+            if answered and person.received_at:
                 total = time.perf_counter() - person.received_at
                 metrics.ENGINE_TURN.observe(engine_seconds)
                 metrics.ADAPTER_TURN.observe(total)
                 metrics.ADAPTER_OVERHEAD.observe(max(0.0, total - engine_seconds))
 
-        await self.deliver(person, (prefix or []) + out, on_sent=measure)
+        try:
+            await self.deliver(person, (prefix or []) + out, on_sent=measure)
+        except TelegramError as exc:
+            if not answered or isinstance(exc, TimedOut):
+                # Not answered: the message already waits and its answer comes with it.
+                # Timed out: Telegram may have the message; sending again could double it.
+                raise
+            # Telegram failed past our retries: keep the message so the retry loop delivers
+            # the engine's answer from its tracker (found by message_key, not run again).
+            log.warning("answer for %s not delivered (%s); kept for a retry", person.key, exc)
+            async with self._locked(person.key):
+                await self.chats.add_pending(person.key, text, person.language, message_key)
+            self._wake.set()
+            return
         if person.state.case_status == "queued" and person.state.case_id is not None:
             # Waiting for a human: the operator will read what the bot said meanwhile.
             await self._log_turn(person, text, out)
@@ -599,55 +634,121 @@ class TelegramAdapter:
         return True
 
     async def _answer_pending(self, item: Any) -> bool:
-        """Answer one waiting message; False when the engine still cannot.
+        """Answer one waiting message; False when the engine still cannot (caller holds the
+        person's lock).
 
-        The engine may have finished the turn after our timeout: its tracker then holds the
-        message (found by ``message_key``) and the replies, which are delivered as they are —
-        sending the text again would run the turn twice.
+        Never runs a turn twice: a turn still running for this message is waited for; one that
+        finished after the person stopped waiting is delivered from its result or, failing that,
+        from the engine's tracker (found by ``message_key``). Only a turn the engine never saw,
+        or one that ended without a word (a failed action; rewound first, so the conversation
+        state is as before it), is sent again.
         """
+        key = item.message_key
+        if self.turns.running(key):
+            return False
         try:
-            found = replies_in_tracker(await self.engine.tracker(item.user_key), item.message_key)
-            if found is IN_PROGRESS:
-                return False
-            replies = found
+            replies = self.turns.finished(key)
             if replies is None:
-                metadata = {"language": item.language, "message_key": item.message_key}
-                replies = await self.engine.send(item.user_key, item.text, metadata)
+                replies = await self._replies_from_tracker(item)
+            if replies is None:
+                metadata = {"language": item.language, "message_key": key}
+                replies = await self.turns.run(
+                    item.user_key, item.text, metadata, self.reply_timeout
+                )
+        except TimeoutError:
+            return False  # still running: its end wakes the retry loop
         except EngineError:
-            await self.chats.bump_pending(item.id)
+            await self._attempt_failed(item)
+            return False
+        if not outgoing(replies):
+            await self._attempt_failed(item)
             return False
         state = await self.chats.get(item.user_key)
+        if state is not None and not state.blocked:
+            person = Person(item.user_key, state.chat_id, item.language, state)
+            out = [self.text("text_tg_late_reply", item.language)] + outgoing(replies)
+            try:
+                await self.deliver(person, out)
+            except TimedOut:  # Telegram may have it: sending again could double it
+                log.warning("late answer for %s timed out; not sent again", item.user_key)
+            except TelegramError as exc:  # kept: the next round delivers it from the tracker
+                log.warning("late answer for %s not delivered: %s", item.user_key, exc)
+                await self._attempt_failed(item)
+                return False
         await self.chats.drop_pending(item.id)
-        if state is None or state.blocked:
-            return True
-        person = Person(item.user_key, state.chat_id, item.language, state)
-        out = [self.text("text_tg_late_reply", item.language)] + outgoing(replies)
-        await self.deliver(person, out)
+        self.turns.done_with(key)
         return True
 
+    async def _replies_from_tracker(self, item: Any) -> list[dict[str, Any]] | None:
+        """The engine's answer to ``item`` if it gave one; None to send the message (again).
+
+        A turn that ended without a message failed: Rasa recorded its custom action as run but
+        dropped the action's events and replies. That action is run again where the turn left
+        it (``/execute``), then the engine listens again — not the whole turn, which would meet
+        a changed state (after the screening's last answer the form is already closed, so the
+        answer again would be a bare "yes"). Rasa's ``rewind`` cannot undo such a turn: it
+        replays a form's steps compacted and loses the form.
+        """
+        tracker = await self.engine.tracker(item.user_key)
+        found = replies_in_tracker(tracker, item.message_key)
+        if found is IN_PROGRESS:
+            raise TimeoutError
+        if found is None or outgoing(found):
+            return found
+        actions = custom_actions_of_turn(tracker, item.message_key)
+        if not actions or last_user_key(tracker) != item.message_key:
+            return None  # nothing to re-run here (or the conversation moved on): ask again
+        replies: list[dict[str, Any]] = []
+        try:
+            for name in actions:
+                replies += await self.engine.execute(item.user_key, name)
+        finally:
+            await self.engine.add_event(item.user_key, LISTEN)
+        return replies
+
+    async def _attempt_failed(self, item: Any) -> None:
+        self.turns.failed(item.message_key)
+        await self.chats.bump_pending(item.id)
+
     async def _retry_loop(self) -> None:
+        """Rounds every ``retry_interval`` (2 s) while messages wait, every 5 intervals
+        otherwise; woken at once when a message starts waiting or a slow turn ends. While the
+        engine is down a round costs one refused connection, so a message waits at most one
+        interval after the engine is ready again."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.retry_interval * 5)
-            self._wake.clear()
             try:
-                while await self._retry_round():
-                    await asyncio.sleep(self.retry_interval)
+                waiting = await self._retry_round()
             except Exception:
                 log.exception("retry round failed")
+                waiting = True
+            interval = self.retry_interval if waiting else self.retry_interval * 5
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
 
     async def _retry_round(self) -> bool:
-        """Try the waiting messages once; True when some are still waiting."""
+        """Try the waiting messages once; True when some are still waiting.
+
+        One person's stuck message (a slow turn, a failing action) holds back only that
+        person's later messages, which must stay in order, not everybody else's.
+        """
         waiting = await self.chats.pending()
+        self.turns.prune({item.message_key for item in waiting})
         if not waiting:
             return False
         if not await self.engine.ready():
             return True
+        held_back: set[str] = set()
         for item in waiting:
+            if item.user_key in held_back:
+                continue
+            if not self.turns.due(item.message_key):
+                held_back.add(item.user_key)
+                continue
             async with self._locked(item.user_key):
                 still_there = any(p.id == item.id for p in await self.chats.pending(item.user_key))
                 if still_there and not await self._answer_pending(item):
-                    return True
+                    held_back.add(item.user_key)
         return bool(await self.chats.pending())
 
     async def _purge_loop(self) -> None:
