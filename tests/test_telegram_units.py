@@ -128,6 +128,22 @@ async def test_pending_is_kept_once_per_message_key(store) -> None:
     assert [p.message_key for p in await chats.pending("u_pend")] == ["tg77", "tg78"]
 
 
+async def test_a_kept_message_is_leased_to_one_replica_at_a_time(store) -> None:
+    """Every replica runs the retry loop: only the lease holder answers a kept message."""
+    chats, _, sessions = store
+    other_replica = ChatStore(sessions)
+    pending_id = await chats.add_pending("u_lease", "a made-up message", "en", "tg90")
+    leases = await asyncio.gather(
+        chats.lease_pending(pending_id, 60), other_replica.lease_pending(pending_id, 60)
+    )
+    assert sorted(leases) == [False, True]
+    await chats.release_pending(pending_id)  # the attempt failed: anybody may try next
+    assert await other_replica.lease_pending(pending_id, 0.2) is True
+    assert await chats.lease_pending(pending_id, 60) is False
+    await asyncio.sleep(0.3)  # the holder died: its lease runs out
+    assert await chats.lease_pending(pending_id, 60) is True
+
+
 async def test_chat_state_language_and_blocking(store) -> None:
     chats, _, _ = store
     state, detected = await chats.touch("u_test1", 555, lambda last: "ru", message_id=3)

@@ -294,4 +294,7 @@ class PendingMessage(Base):
     # engine finished after our timeout is delivered, not run twice.
     message_key: Mapped[str] = mapped_column(String(32), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Held by the replica answering it (several replicas run the retry loop): another replica
+    # leaves the message alone until the lease runs out (the holder died) — answered once.
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -36,7 +36,7 @@ from bot.storage.transient import DatabaseUnavailable
 from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
 from bot.telegram.flood import FloodGuard
 from bot.telegram.state import ChatState, ChatStore, Claim
-from bot.telegram.turns import EngineTurns, custom_actions_of_turn, last_user_key
+from bot.telegram.turns import TURN_LIMIT, EngineTurns, custom_actions_of_turn, last_user_key
 from bot.tracker_eraser import TrackerEraser
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ LANGUAGE_PAYLOAD = re.compile(r'^/change_language\{"language":\s*"(az|ru|en)"\}$
 
 
 IN_PROGRESS: Any = object()
+# A kept message's lease outlives the longest engine turn (bot/telegram/turns.py), so it only
+# runs out when the replica holding it died; the retry loop reads the queue in batches.
+PENDING_LEASE = TURN_LIMIT + 30.0
+PENDING_BATCH = 50
 LISTEN = {"event": "action", "name": "action_listen"}
 
 
@@ -174,6 +178,7 @@ class TelegramAdapter:
         # itself goes on (see bot/telegram/turns.py).
         self.reply_timeout = engine.timeout.total or 5.0
         self.turns = EngineTurns(engine, self._wake.set)
+        self._leased: set[int] = set()  # kept messages whose lease this replica holds
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -433,8 +438,7 @@ class TelegramAdapter:
                     typing.cancel()
                 engine_seconds = time.perf_counter() - engine_started
             if out is None:
-                await self.chats.add_pending(person.key, text, person.language, message_key)
-                self._wake.set()
+                await self._keep(person, text, message_key)
         answered = out is not None
         if out is None:
             out = [self.text("text_tg_engine_down", person.language)]
@@ -459,12 +463,19 @@ class TelegramAdapter:
             # the engine's answer from its tracker (found by message_key, not run again).
             log.warning("answer for %s not delivered (%s); kept for a retry", person.key, exc)
             async with self._locked(person.key):
-                await self.chats.add_pending(person.key, text, person.language, message_key)
-            self._wake.set()
+                await self._keep(person, text, message_key)
             return
         if person.state.case_status == "queued" and person.state.case_id is not None:
             # Waiting for a human: the operator will read what the bot said meanwhile.
             await self._log_turn(person, text, out)
+
+    async def _keep(self, person: Person, text: str, message_key: str) -> None:
+        """Keep an unanswered message in ``tg_pending``, leased to this replica: its engine turn
+        may still be running here, so no other replica should send it again meanwhile."""
+        pending_id = await self.chats.add_pending(person.key, text, person.language, message_key)
+        if await self.chats.lease_pending(pending_id, PENDING_LEASE):
+            self._leased.add(pending_id)
+        self._wake.set()
 
     async def _turn_already_run(self, person: Person, message_key: str) -> Any:
         """For an update whose claim was taken over: the replies of its engine turn when the
@@ -646,6 +657,10 @@ class TelegramAdapter:
         key = item.message_key
         if self.turns.running(key):
             return False
+        if item.id not in self._leased:
+            if not await self.chats.lease_pending(item.id, PENDING_LEASE):
+                return False  # another replica is answering it
+            self._leased.add(item.id)
         try:
             replies = self.turns.finished(key)
             if replies is None:
@@ -676,6 +691,7 @@ class TelegramAdapter:
                 await self._attempt_failed(item)
                 return False
         await self.chats.drop_pending(item.id)
+        self._leased.discard(item.id)
         self.turns.done_with(key)
         return True
 
@@ -709,6 +725,9 @@ class TelegramAdapter:
     async def _attempt_failed(self, item: Any) -> None:
         self.turns.failed(item.message_key)
         await self.chats.bump_pending(item.id)
+        if item.id in self._leased:  # any replica may try it next
+            self._leased.discard(item.id)
+            await self.chats.release_pending(item.id)
 
     async def _retry_loop(self) -> None:
         """Rounds every ``retry_interval`` (2 s) while messages wait, every 5 intervals
@@ -732,8 +751,10 @@ class TelegramAdapter:
         One person's stuck message (a slow turn, a failing action) holds back only that
         person's later messages, which must stay in order, not everybody else's.
         """
-        waiting = await self.chats.pending()
+        waiting = await self.chats.pending(limit=PENDING_BATCH)
         self.turns.prune({item.message_key for item in waiting})
+        if len(waiting) < PENDING_BATCH:  # the whole queue is in view: drop leases of gone rows
+            self._leased &= {item.id for item in waiting}
         if not waiting:
             return False
         if not await self.engine.ready():

@@ -401,6 +401,38 @@ class ChatStore:
             await s.commit()
 
     @retried
+    async def lease_pending(self, pending_id: int, seconds: float) -> bool:
+        """Take (or extend) the lease on a kept message; False while another replica holds it.
+
+        Why: every replica runs the retry loop, and a person's next message may reach any of
+        them; without a lease two replicas could answer the same kept message. The lease
+        outlives the longest engine turn, so it only runs out when its holder died.
+        """
+        now = utcnow()
+        async with self.sessions() as s:
+            result = await s.execute(
+                update(PendingMessage)
+                .where(
+                    PendingMessage.id == pending_id,
+                    (PendingMessage.leased_until.is_(None)) | (PendingMessage.leased_until < now),
+                )
+                .values(leased_until=now + dt.timedelta(seconds=seconds))
+            )
+            await s.commit()
+            return result.rowcount == 1
+
+    @retried
+    async def release_pending(self, pending_id: int) -> None:
+        """Give the lease back (the attempt failed): any replica may try the message next."""
+        async with self.sessions() as s:
+            await s.execute(
+                update(PendingMessage)
+                .where(PendingMessage.id == pending_id)
+                .values(leased_until=None)
+            )
+            await s.commit()
+
+    @retried
     async def bump_pending(self, pending_id: int) -> None:
         async with self.sessions() as s:
             await s.execute(
