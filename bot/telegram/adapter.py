@@ -36,7 +36,13 @@ from bot.storage.transient import DatabaseUnavailable
 from bot.telegram.delivery import BlockedByUser, Outgoing, PayloadTokens, Sender
 from bot.telegram.flood import FloodGuard
 from bot.telegram.state import ChatState, ChatStore, Claim
-from bot.telegram.turns import TURN_LIMIT, EngineTurns, custom_actions_of_turn, last_user_key
+from bot.telegram.turns import (
+    TURN_LIMIT,
+    EngineTurns,
+    custom_actions_of_turn,
+    events_of_turn,
+    last_user_key,
+)
 from bot.tracker_eraser import TrackerEraser
 
 log = logging.getLogger(__name__)
@@ -81,23 +87,12 @@ def replies_in_tracker(tracker: dict[str, Any], message_key: str) -> Any:
     finished the turn (no ``action_listen`` after it yet). Replies up to the person's next
     message count, so those of a failed action run again later are found too.
     """
-    if not message_key:
-        return None
-    events = tracker.get("events") or []
-    start = None
-    for i, event in enumerate(events):
-        if (
-            event.get("event") == "user"
-            and (event.get("metadata") or {}).get("message_key") == message_key
-        ):
-            start = i
-    if start is None:
+    turn = events_of_turn(tracker, message_key) if message_key else None
+    if turn is None:
         return None
     replies: list[dict[str, Any]] = []
     listened = False
-    for event in events[start + 1 :]:
-        if event.get("event") == "user":
-            break
+    for event in turn:
         if event.get("event") == "bot":
             data = event.get("data") or {}
             replies.append({"text": event.get("text"), "buttons": data.get("buttons") or []})

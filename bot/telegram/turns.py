@@ -63,10 +63,9 @@ def last_user_key(tracker: dict[str, Any]) -> str | None:
     return None
 
 
-def custom_actions_of_turn(tracker: dict[str, Any], message_key: str) -> list[str]:
-    """The custom actions (those served by our /webhook) the engine ran in the turn of the user
-    message tagged ``message_key``, in order. For a turn that said nothing these are the ones
-    that failed: Rasa records a failed action as executed, without its events."""
+def events_of_turn(tracker: dict[str, Any], message_key: str) -> list[dict[str, Any]] | None:
+    """The events after the user message tagged ``message_key``, up to the person's next
+    message; None when the tracker has no such message (the engine never saw it)."""
     events = tracker.get("events") or []
     start = None
     for i, event in enumerate(events):
@@ -76,11 +75,21 @@ def custom_actions_of_turn(tracker: dict[str, Any], message_key: str) -> list[st
         ):
             start = i
     if start is None:
-        return []
-    names: list[str] = []
+        return None
+    turn: list[dict[str, Any]] = []
     for event in events[start + 1 :]:
         if event.get("event") == "user":
             break
+        turn.append(event)
+    return turn
+
+
+def custom_actions_of_turn(tracker: dict[str, Any], message_key: str) -> list[str]:
+    """The custom actions (those served by our /webhook) the engine ran in the turn of the user
+    message tagged ``message_key``, in order. For a turn that said nothing these are the ones
+    that failed: Rasa records a failed action as executed, without its events."""
+    names: list[str] = []
+    for event in events_of_turn(tracker, message_key) or []:
         name = event.get("name") or ""
         custom = name.startswith("action_") and name not in RASA_ACTIONS
         if event.get("event") == "action" and custom and name not in names:
