@@ -414,7 +414,11 @@ class TelegramAdapter:
                 engine_started = time.perf_counter()
                 metadata = {"language": person.language, "message_key": message_key}
                 try:
-                    found = await self._turn_already_run(person, message_key)
+                    # A turn of this message still running here (the update came back after
+                    # our own failed attempt) is joined, not looked up or started again.
+                    found = None
+                    if not self.turns.running(message_key):
+                        found = await self._turn_already_run(person, message_key)
                     if found is IN_PROGRESS:
                         raise EngineError("the engine is still on this turn")
                     replies = found if found is not None else await self.turns.run(
@@ -435,6 +439,8 @@ class TelegramAdapter:
             if out is None:
                 await self._keep(person, text, message_key)
         answered = out is not None
+        if out is None and person.offline == "fallback":
+            return  # they already have the numbers and "I saved your message" for this update
         if out is None:
             out = [self.text("text_tg_engine_down", person.language)]
         elif person.offline == "fallback":  # they were told "I saved your message"
