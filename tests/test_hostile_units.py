@@ -27,7 +27,7 @@ from bot.knowledge import SCHEMA, read_knowledge
 from bot.language import detect
 from bot.privacy import pseudonymise
 from bot.safety import is_emergency
-from bot.telegram.delivery import TEXT_LIMIT, escape, split_text
+from bot.telegram.delivery import TEXT_LIMIT, escape, split_text, utf16_len
 from bot.textnorm import fold
 
 PURE = settings(max_examples=400, deadline=None, database=None)
@@ -70,12 +70,19 @@ def _squash(text: str) -> str:
 
 
 @PURE
-@given(st.one_of(long_texts, messages, st.text(min_size=4000, max_size=9000)))
+@given(
+    st.one_of(
+        long_texts,
+        messages,
+        st.text(min_size=4000, max_size=9000),
+        st.text(alphabet="🙂👩‍👧 ab", min_size=2000, max_size=6000),  # 2 UTF-16 units each
+    )
+)
 def test_split_parts_rejoin_to_the_input_and_each_fits_telegram(text: str) -> None:
-    """Every part is 1..4096 characters and, whitespace at the cuts aside, the parts are the
+    """Every part is 1..4096 UTF-16 units and, whitespace at the cuts aside, the parts are the
     input in order: nothing lost, nothing repeated, nothing reordered."""
     parts = split_text(text)
-    assert all(0 < len(p) <= TEXT_LIMIT for p in parts)
+    assert all(0 < utf16_len(p) <= TEXT_LIMIT for p in parts)
     assert _squash("".join(parts)) == _squash(text)
     assert bool(parts) == bool(text.strip())
 
