@@ -32,7 +32,7 @@ from bot.textnorm import fold
 
 PURE = settings(max_examples=400, deadline=None, database=None)
 FILES = settings(
-    max_examples=80,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -277,7 +277,9 @@ def knowledge_dirs(draw: st.DrawFn) -> dict[str, bytes | None]:
     out: dict[str, bytes | None] = {}
     for name in SCHEMA:
         choice = draw(
-            st.sampled_from(["real", "generated", "generated", "generated", "raw", "missing"])
+            st.sampled_from(
+                ["real", "generated", "generated", "generated", "generated", "raw", "missing"]
+            )
         )
         if choice == "generated":
             out[name] = _dump(draw(file_body(name))).encode()
