@@ -69,20 +69,27 @@ class Knowledge:
     errors: list[str] = field(default_factory=list)
 
     def by_id(self, file: str) -> dict[str, dict[str, Any]]:
-        return {e["id"]: e for e in self.entries.get(file, []) if "id" in e}
+        return {e["id"]: e for e in self.entries.get(file, []) if isinstance(e.get("id"), str)}
 
 
 def _as_date(value: Any) -> dt.date | None:
+    """A date from YAML: a date, a timestamp (its day) or an ISO string; None otherwise."""
+    if isinstance(value, dt.datetime):
+        return value.date()  # compared with today() below: a datetime would raise there
     if isinstance(value, dt.date):
         return value
+    if not isinstance(value, str):
+        return None
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.date.fromisoformat(value)
     except ValueError:
         return None
 
 
 def _check_provenance(where: str, entry: dict[str, Any], errors: list[str]) -> None:
-    if not str(entry.get("source", "")).strip():
+    source = entry.get("source")
+    # Only text is a source: ``source:`` left empty is YAML null, and str(None) is "None".
+    if not isinstance(source, str) or not source.strip():
         errors.append(f"{where}: empty 'source'")
     checked = _as_date(entry.get("checked"))
     if checked is None:
@@ -109,6 +116,15 @@ def read_knowledge(directory: Path) -> Knowledge:
             line = mark.line + 1 if mark else 1
             kb.errors.append(f"{rel}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}")
             continue
+        except UnicodeDecodeError as exc:
+            kb.errors.append(f"{rel}:1: not UTF-8 text (byte {exc.start})")
+            continue
+        except RecursionError:
+            kb.errors.append(f"{rel}:1: nested too deeply")
+            continue
+        if not isinstance(data, dict):
+            kb.errors.append(f"{rel}:1: expected a mapping with '{key}' at the top")
+            continue
         items = data.get(key)
         if not isinstance(items, list):
             kb.errors.append(f"{rel}:1: expected a list under '{key}'")
@@ -126,7 +142,7 @@ def read_knowledge(directory: Path) -> Knowledge:
                     kb.errors.append(f"{where}: missing '{name}'")
             if not ID.match(str(ident)):
                 kb.errors.append(f"{where}: id must be lowercase letters, digits and _")
-            if ident in seen:
+            if str(ident) in seen:  # str(): a list or mapping as an id must not raise here
                 kb.errors.append(f"{where}: duplicate id")
             seen.add(str(ident))
             for name in multilingual:
@@ -140,7 +156,11 @@ def read_knowledge(directory: Path) -> Knowledge:
                 kb.errors.append(f"{where}: malformed phone number {entry.get('number')!r}")
         kb.entries[file] = [e for e in items if isinstance(e, dict)]
         if file == "organisations.yml":
-            kb.cities = [c for c in data.get("cities", []) or [] if isinstance(c, dict)]
+            cities = data.get("cities") or []
+            if not isinstance(cities, list):
+                kb.errors.append(f"{rel}:1: expected a list under 'cities'")
+                cities = []
+            kb.cities = [c for c in cities if isinstance(c, dict)]
             for city in kb.cities:
                 where = f"{rel}:{city.get(LINE, 1)}: city '{city.get('name', '?')}'"
                 lat, lon = city.get("lat"), city.get("lon")
@@ -170,14 +190,21 @@ def _check_references(kb: Knowledge) -> None:
         numbers[digits] = str(c.get("id"))
     for org in kb.entries.get("organisations.yml", []):
         phone = org.get("phone")
-        if phone is not None and phone not in contacts:
+        if phone is not None and (not isinstance(phone, str) or phone not in contacts):
             kb.errors.append(
                 f"knowledge/organisations.yml:{org.get(LINE, 1)}: organisation '{org.get('id')}'"
                 f": phone '{phone}' is not an id in contacts.yml"
             )
     for right in kb.entries.get("rights.yml", []):
-        for ref in right.get("law", []) or []:
-            if ref not in provisions:
+        refs = right.get("law") or []
+        if not isinstance(refs, list):
+            kb.errors.append(
+                f"knowledge/rights.yml:{right.get(LINE, 1)}: right '{right.get('id')}': "
+                "'law' must be a list of ids from law.yml"
+            )
+            continue
+        for ref in refs:
+            if not isinstance(ref, str) or ref not in provisions:
                 kb.errors.append(
                     f"knowledge/rights.yml:{right.get(LINE, 1)}: right '{right.get('id')}': "
                     f"law '{ref}' is not an id in law.yml"

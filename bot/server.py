@@ -90,7 +90,8 @@ async def metrics_page(request: web.Request) -> web.Response:
     """Latency summaries (Prometheus text format); loopback only like the rest of the service.
     ``?last=N`` computes the quantiles over the last N samples only (benchmarks)."""
     last = request.query.get("last", "")
-    window = int(last) if last.isdigit() and int(last) > 0 else None
+    # isdecimal, not isdigit: "²" is a digit to isdigit() and a ValueError (a 500) to int().
+    window = int(last) if last.isdecimal() and int(last) > 0 else None
     return web.Response(text=metrics.exposition(window), content_type="text/plain")
 
 

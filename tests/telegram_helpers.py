@@ -6,8 +6,8 @@ import asyncio
 import itertools
 import os
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 _ids = itertools.count(7_100_000_001)
@@ -90,3 +90,47 @@ async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.2) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+WEBHOOK_SECRET = "made-up-webhook-secret"
+
+
+@asynccontextmanager
+async def webhook_service(
+    settings: Any,
+    emulator_url: str,
+    *,
+    database_url: str,
+    port: int | None = None,
+    secret: str = WEBHOOK_SECRET,
+    token: str = "515151002:hostile-webhook-token",
+) -> AsyncIterator[tuple[str, Any]]:
+    """A second bot service in webhook mode (the session's engine, its own database and
+    emulator); yields the webhook URL and the aiohttp app. The engine's actions follow the
+    newest service's database, so they are pointed back at the session's one afterwards."""
+    from dataclasses import replace
+
+    from actions import context as actions_context
+    from bot.server import create_app, start_site
+    from bot.stack import free_port
+    from bot.telegram.app import WEBHOOK_PATH
+
+    port = port or free_port()
+    app = create_app(
+        replace(
+            settings,
+            bot_port=port,
+            database_url=database_url,
+            telegram_token=token,
+            telegram_api_base_url=emulator_url,
+            telegram_webhook_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+            telegram_webhook_secret=secret,
+        )
+    )
+    saved = actions_context.get()
+    runner = await start_site(app, "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}{WEBHOOK_PATH}", app
+    finally:
+        await runner.cleanup()
+        actions_context.configure(saved.repo, saved.renderer, saved.hours)

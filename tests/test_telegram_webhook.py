@@ -70,7 +70,8 @@ async def test_webhook_secret_redelivery_and_restart(stack, tmp_path: Path) -> N
                     assert r.status == 403
                 async with http.post(url, json=update) as r:
                     assert r.status == 403
-                async with http.post(url, data=b"{not json", headers={SECRET_HEADER: SECRET}) as r:
+                json_headers = {SECRET_HEADER: SECRET, "Content-Type": "application/json"}
+                async with http.post(url, data=b"{not json", headers=json_headers) as r:
                     assert r.status == 400
                 async with http.post(url, json=[1, 2], headers={SECRET_HEADER: SECRET}) as r:
                     assert r.status == 200  # malformed update: acknowledged, ignored

@@ -75,7 +75,12 @@ async def active_handlers(request: web.Request) -> list[ConsoleUser]:
 
 
 def case_id_of(request: web.Request) -> int:
+    """The case id in the path; 404 unless it can be a row id (the route's ``\\d+`` also
+    matches 30 digits, which the database would refuse with an error, i.e. a 500)."""
     try:
-        return int(request.match_info["case_id"])
+        case_id = int(request.match_info["case_id"])
     except (KeyError, ValueError):
         raise web.HTTPNotFound() from None
+    if not 0 < case_id < 2**63:
+        raise web.HTTPNotFound()
+    return case_id

@@ -215,6 +215,8 @@ async def admin_users_submit(request: web.Request) -> web.StreamResponse:
             )
             return await _users_page(request, created=user.username, one_time_password=password)
         user_id = int(form.get("user_id", ""))
+        if not 0 < user_id < 2**63:  # past 64 bits the database errors (a 500), not "no one"
+            raise ValueError("no such account")
         if action == "deactivate":
             if user_id == admin.id:
                 raise accounts.AccountError("You cannot deactivate your own account.")

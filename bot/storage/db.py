@@ -35,10 +35,14 @@ def async_url(url: str) -> str:
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets foreign keys and a busy timeout (several writers)."""
+    """An async engine; SQLite gets foreign keys and a busy timeout (several writers).
+
+    ``hide_parameters``: a failed statement's exception otherwise lists its values — chat ids
+    and message texts — and exceptions are logged with their tracebacks.
+    """
     aurl = async_url(url)
     if aurl.startswith("sqlite"):
-        engine = create_async_engine(aurl, connect_args={"timeout": 15})
+        engine = create_async_engine(aurl, connect_args={"timeout": 15}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - driver callback
@@ -54,7 +58,12 @@ def make_engine(url: str) -> AsyncEngine:
     # pre-ping: a connection that died with a server restart is replaced, not handed out.
     # A short connect timeout (asyncpg's default is 60 s): with the server unreachable the
     # adapter gives up quickly and answers the person without the database.
-    return create_async_engine(aurl, pool_pre_ping=True, connect_args={"timeout": CONNECT_TIMEOUT})
+    return create_async_engine(
+        aurl,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"timeout": CONNECT_TIMEOUT},
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -345,6 +345,9 @@ class TelegramAdapter:
     # -- turns -------------------------------------------------------------------------------
     async def handle_text(self, person: Person, text: str) -> None:
         """A typed message: to the operator holding the chat, else safety net, then the engine."""
+        # PostgreSQL (our tables, the engine's tracker store) refuses NUL in text: the message
+        # would be lost with an error. Telegram does not send NUL; a forged update might.
+        text = text.replace("\x00", "")
         if person.state.case_status == "assigned" and text.strip():
             await self.to_operator(person, text[:MAX_INPUT])
             if is_emergency(text):  # the operator sees it; the person still gets the numbers

@@ -77,6 +77,27 @@ def build_application(settings: Settings) -> Application:
     return builder.build()
 
 
+ID_LIMIT = 2**63  # ids are stored as BIGINT; Telegram's fit in 52 bits
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -ID_LIMIT < value < ID_LIMIT
+
+
+def check_ids(update: Update) -> None:
+    """Raise ValueError unless the ids the adapter keys on are integers that fit a BIGINT.
+
+    PTB's ``de_json`` does not check types: ``"chat": {"id": [1]}`` gives a chat whose id is a
+    list, which the per-chat processor cannot use as a key (a 500 before any handler runs), and
+    an id past 64 bits fails in the database. Telegram never sends either; a forger might.
+    """
+    if not _is_id(update.update_id) or update.update_id < 0:
+        raise ValueError("update_id is not a positive 64-bit integer")
+    for holder in (update.effective_chat, update.effective_user):
+        if holder is not None and not _is_id(holder.id):
+            raise ValueError("a chat or user id is not a 64-bit integer")
+
+
 class TelegramService:
     """The running Telegram side of the bot service."""
 
@@ -224,14 +245,18 @@ class TelegramService:
         given = request.headers.get(SECRET_HEADER, "")
         if expected and not hmac.compare_digest(given.encode(), expected.encode()):
             return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        if request.content_type != "application/json":  # Telegram always sends JSON
+            return web.json_response({"ok": False, "error": "expected JSON"}, status=415)
         try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = await request.json()  # over MAX_BODY: aiohttp answers 413 from here
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            # RecursionError: thousands of nested brackets; json gives up, and so do we.
             return web.json_response({"ok": False, "error": "invalid JSON"}, status=400)
         try:
             if not isinstance(data, dict):
                 raise ValueError("an update is a JSON object")
             update = Update.de_json(data, self.application.bot)
+            check_ids(update)
         except Exception as exc:  # malformed update: answering 200 stops Telegram retrying it
             log.warning("malformed update ignored: %s", type(exc).__name__)
             return web.json_response({"ok": True, "ignored": "malformed update"})

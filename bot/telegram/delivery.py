@@ -28,19 +28,36 @@ TOKEN_PREFIX = "p:"
 T = TypeVar("T")
 
 
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji like 🙂 counts two)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _fitting(text: str, limit: int) -> int:
+    """How many characters from the start of ``text`` fit in ``limit`` UTF-16 code units."""
+    units = 0
+    for i, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            return i
+    return len(text)
+
+
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split ``text`` into parts of at most ``limit`` characters, at paragraph, line or word
+    """Split ``text`` into parts of at most ``limit`` UTF-16 code units (Telegram's measure:
+    4096 emoji are 8192 units and refused as "message is too long"), at paragraph, line or word
     boundaries when there is one in the second half of the part (so no word is cut in two)."""
     text = text.strip()
     parts: list[str] = []
-    while len(text) > limit:
+    while utf16_len(text) > limit:
+        fits = _fitting(text, limit)
         cut = -1
         for sep in ("\n\n", "\n", " "):
-            cut = text.rfind(sep, limit // 2, limit)
+            cut = text.rfind(sep, fits // 2, fits)
             if cut != -1:
                 break
         if cut == -1:
-            cut = limit
+            cut = fits
         parts.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     if text:

@@ -82,10 +82,11 @@ class EmulatorClient:
         language_code: str = "en",
         chat_type: str = "private",
         chat_id: int | None = None,
+        username: str | None = None,
     ) -> dict[str, Any]:
         """Send a text; returns ``{"update_id", "message_id", "chat_id"}``."""
         body = self._sender(user_id, first_name, language_code, chat_type, chat_id)
-        return await self._call("POST", "/send/text", {**body, "text": text})
+        return await self._call("POST", "/send/text", {**body, "text": text, "username": username})
 
     async def send_command(
         self,
@@ -96,10 +97,13 @@ class EmulatorClient:
         language_code: str = "en",
         chat_type: str = "private",
         chat_id: int | None = None,
+        username: str | None = None,
     ) -> dict[str, Any]:
         """Send ``/start`` (with a bot_command entity, which PTB's CommandHandler needs)."""
         body = self._sender(user_id, first_name, language_code, chat_type, chat_id)
-        return await self._call("POST", "/send/command", {**body, "command": command})
+        return await self._call(
+            "POST", "/send/command", {**body, "command": command, "username": username}
+        )
 
     async def send_location(
         self,

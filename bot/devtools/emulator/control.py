@@ -51,6 +51,7 @@ def _sender(body: dict[str, Any]) -> dict[str, Any]:
         "language_code": str(body.get("language_code") or "en"),
         "chat_type": str(body.get("chat_type") or "private"),
         "chat_id": int(chat_id) if chat_id is not None else None,
+        "username": str(body["username"]) if body.get("username") else None,
     }
 
 

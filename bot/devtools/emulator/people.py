@@ -31,13 +31,18 @@ class UserError(ValueError):
     """The control API was asked for something a person cannot do (HTTP 400)."""
 
 
-def make_user(user_id: int, first_name: str = "Test", language_code: str = "en") -> dict[str, Any]:
-    return {
+def make_user(
+    user_id: int, first_name: str = "Test", language_code: str = "en", username: str | None = None
+) -> dict[str, Any]:
+    user: dict[str, Any] = {
         "id": int(user_id),
         "is_bot": False,
         "first_name": first_name,
         "language_code": language_code,
     }
+    if username:
+        user["username"] = username
+    return user
 
 
 def _file(kind: str, seed: str) -> dict[str, Any]:
@@ -158,13 +163,14 @@ def user_message(
     language_code: str = "en",
     chat_type: str = "private",
     chat_id: int | None = None,
+    username: str | None = None,
 ) -> dict[str, Any]:
     """Store a message the person sent and queue the ``message`` update."""
     if chat_type not in ("private", "group", "supergroup"):
         raise UserError(f"unsupported chat_type {chat_type!r}")
     if chat_type != "private" and chat_id is not None and chat_id >= 0:
         raise UserError("group chats have negative ids")
-    user = make_user(user_id, first_name, language_code)
+    user = make_user(user_id, first_name, language_code, username)
     chat = emu.ensure_chat(user, chat_type, chat_id)
     payload: dict[str, Any] = {
         "message_id": chat.take_message_id(),
