@@ -56,6 +56,8 @@ class Settings:
     alert_after_minutes: float = 5.0
     operators_chat_id: int | None = None
     console_url: str = "http://127.0.0.1:8080"
+    # Updates acknowledged while the database was down, until processed (bot/telegram/spool.py).
+    spool_dir: Path | None = None
     # Production profile (docs/deploy.md): Redis for limits shared by the replicas.
     redis_url: str | None = None
     flood_limit: int = 20  # messages per person per flood_window seconds
@@ -100,6 +102,7 @@ class Settings:
             if env.get("OPERATORS_CHAT_ID")
             else None,
             console_url=env.get("CONSOLE_URL", "http://127.0.0.1:8080").rstrip("/"),
+            spool_dir=Path(env["SPOOL_DIR"]) if env.get("SPOOL_DIR") else None,
             redis_url=env.get("REDIS_URL") or None,
             flood_limit=int(env.get("FLOOD_LIMIT", "20")),
             flood_window=float(env.get("FLOOD_WINDOW", "60")),

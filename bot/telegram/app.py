@@ -28,8 +28,9 @@ from bot.storage.repo import Repository
 from bot.telegram.adapter import TelegramAdapter
 from bot.telegram.flood import FloodGuard
 from bot.telegram.handlers import COMMANDS, register
-from bot.telegram.ledger import UpdateLedger
-from bot.telegram.processor import PerChatUpdateProcessor
+from bot.telegram.ledger import Outcome, UpdateLedger
+from bot.telegram.processor import PerChatUpdateProcessor, chat_key
+from bot.telegram.spool import UpdateSpool
 from bot.telegram.state import ChatStore
 from bot.tracker_eraser import TrackerEraser
 
@@ -130,12 +131,16 @@ class TelegramService:
         )
         self.ledger = UpdateLedger()
         register(self.application, self.adapter, self.ledger)
-        # Polling only: updates that could not be processed yet (see _replay_loop).
+        # Updates that could not be processed yet, to replay (see _replay_loop); on disk too.
         self._parked: dict[int, Update] = {}
+        spool_dir = settings.spool_dir or settings.var_dir / "spool"
+        self.spool = UpdateSpool(spool_dir / str(settings.bot_port))  # one per replica
+        self._settled: dict[int, Outcome] = {}  # webhook: how the attempt just made ended
+        self._replay_failing = False  # the last replay could not process a kept update
         self._replay_wake: asyncio.Event | None = None
         self._replay_task: asyncio.Task[None] | None = None
         processor = self.application.update_processor
-        if not self.webhook_mode and isinstance(processor, PerChatUpdateProcessor):
+        if isinstance(processor, PerChatUpdateProcessor):
             processor.settle = self._settle
 
     @property
@@ -160,9 +165,14 @@ class TelegramService:
             )
         await app.start()
         self.adapter.start_background()
-        if not self.webhook_mode:
-            self._replay_wake = asyncio.Event()
-            self._replay_task = asyncio.create_task(self._replay_loop(), name="ctip-replay")
+        self._replay_wake = asyncio.Event()
+        self._replay_task = asyncio.create_task(self._replay_loop(), name="ctip-replay")
+        for data in self.spool.load():  # kept before a restart: processed now, oldest first
+            update = Update.de_json(data, app.bot)
+            self._parked[update.update_id] = update
+        if self._parked:
+            log.info("%d kept update(s) to process", len(self._parked))
+            self._replay_wake.set()
         log.info(
             "Telegram adapter started (%s) as @%s",
             "webhook" if self.webhook_mode else "polling",
@@ -187,36 +197,66 @@ class TelegramService:
             await self.adapter.eraser.close()
 
     def _settle(self, update: Update) -> None:
-        """Polling, after each update: keep one that could not be processed for a replay."""
+        """After each update (in its chat's turn): keep one that could not be processed yet.
+
+        Polling: whatever was not processed (Telegram counts it delivered once fetched).
+        Webhook: the database was unreachable — acknowledged and kept, see ``bot.telegram.spool``;
+        an update another process holds is left to Telegram's redelivery (503, see ``webhook``).
+        """
         uid = update.update_id
-        if self.ledger.pop_outcome(uid).acknowledged:
-            self._parked.pop(uid, None)
-            return
+        outcome = self.ledger.pop_outcome(uid)
+        if self.webhook_mode:
+            self._settled[uid] = outcome
+        if outcome.acknowledged:
+            self._unpark(uid)
+        elif outcome is Outcome.UNAVAILABLE or not self.webhook_mode:
+            self._park(update)
+
+    def _park(self, update: Update) -> None:
+        uid = update.update_id
         if uid not in self._parked:
             log.info("update %s kept to be processed again", uid)
             self._parked[uid] = update
+            try:
+                self.spool.put(uid, update.to_dict())
+            except OSError as exc:  # still kept in memory
+                log.warning("update %s not written to the spool: %s", uid, type(exc).__name__)
         if self._replay_wake is not None:
             self._replay_wake.set()
 
-    async def _replay_loop(self) -> None:
-        """Polling: an update counts as delivered once fetched, so what could not be processed
-        (database unreachable, another process on it) is kept in memory and processed again,
-        oldest first, with growing pauses, until done. Lost only if this process dies too."""
-        assert self._replay_wake is not None
+    def _unpark(self, uid: int) -> None:
+        if self._parked.pop(uid, None) is not None:
+            self.spool.drop(uid)
+
+    async def _replay(self, chat: int | None = None) -> bool:
+        """Process kept updates again, oldest first (of one chat when given); False when one
+        still cannot be processed (the rest would fail the same way, and order matters)."""
         processor, app = self.application.update_processor, self.application
+        for uid, update in sorted(self._parked.items()):
+            if chat is not None and chat_key(update) != chat:
+                continue
+            try:
+                await processor.process_update(update, app.process_update(update))
+            except Exception:
+                log.exception("replay of update %s failed", uid)
+            self._settled.pop(uid, None)
+            if uid in self._parked:
+                self._replay_failing = True
+                return False
+        self._replay_failing = False
+        return True
+
+    async def _replay_loop(self) -> None:
+        """Kept updates are processed again with growing pauses until done. Each update's
+        claim in the database makes a replay of an update already processed a no-op."""
+        assert self._replay_wake is not None
         while True:
             await self._replay_wake.wait()
             self._replay_wake.clear()
             delay = REPLAY_FIRST
             while self._parked:
                 await asyncio.sleep(delay)
-                for uid, update in list(self._parked.items()):
-                    try:
-                        await processor.process_update(update, app.process_update(update))
-                    except Exception:
-                        log.exception("replay of update %s failed", uid)
-                    if uid in self._parked:  # still failing: the rest would fail the same way
-                        break
+                await self._replay()
                 delay = min(delay * 2, REPLAY_MAX)
 
     async def set_commands(self) -> None:
@@ -261,11 +301,17 @@ class TelegramService:
             log.warning("malformed update ignored: %s", type(exc).__name__)
             return web.json_response({"ok": True, "ignored": "malformed update"})
         app = self.application
+        chat = chat_key(update)
+        if self._parked and chat is not None and not self._replay_failing:
+            # This person's kept messages first, so the answers keep their order. Not while
+            # replays fail (the database is still down): the new message — perhaps a cry for
+            # help — gets its answer at once and is kept behind the older ones.
+            await self._replay(chat)
         await app.update_processor.process_update(update, app.process_update(update))
-        outcome = self.ledger.pop_outcome(update.update_id)
-        if not outcome.acknowledged:
+        outcome = self._settled.pop(update.update_id, Outcome.DONE)
+        if outcome is Outcome.BUSY:
             return web.json_response(
-                {"ok": False, "error": f"not processed yet ({outcome.value}); send it again"},
+                {"ok": False, "error": "being processed elsewhere; send it again"},
                 status=503,
                 headers={"Retry-After": str(RETRY_AFTER)},
             )
