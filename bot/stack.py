@@ -117,6 +117,9 @@ async def running_stack(
     settings = replace(settings, engine_url=f"http://127.0.0.1:{engine_port}")
     if settings.tracker_store_url is None:
         settings = replace(settings, tracker_store_url=f"sqlite:///{work_dir / 'tracker.db'}")
+    # Before the service starts: its retention purge and /forget open the engine's tracker file
+    # there, and SQLite cannot create a file in a folder that does not exist yet.
+    work_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as cleanup:
         app = create_app(settings)
         runner = await start_site(app, settings.bot_host, settings.bot_port)
