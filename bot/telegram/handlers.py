@@ -192,8 +192,9 @@ class _Handlers:
         raise ApplicationHandlerStop
 
     async def _unavailable(self, update: Update, error: BaseException | None = None) -> None:
-        """The database is unreachable: keep the update for later (not acknowledged, or
-        replayed when polling) and answer the person now, once per update, without it."""
+        """The database is unreachable: keep the update for later (the service spools it and
+        replays it, see ``bot.telegram.spool``) and answer the person now, once per update,
+        without it."""
         uid = update.update_id
         self.ledger.mark_unfinished(uid)
         self.ledger.set_outcome(uid, Outcome.UNAVAILABLE)
@@ -208,7 +209,7 @@ class _Handlers:
 
     async def _answer_offline(self, update: Update) -> None:
         """The emergency answer or the hotline fallback without the database, at most once per
-        update (Telegram delivers it again while it is not acknowledged)."""
+        update (a kept update is replayed, and may be delivered again by Telegram)."""
         uid = update.update_id
         if self.ledger.answered_offline(uid) is not None:
             return
