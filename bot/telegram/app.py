@@ -168,7 +168,11 @@ class TelegramService:
         self._replay_wake = asyncio.Event()
         self._replay_task = asyncio.create_task(self._replay_loop(), name="ctip-replay")
         for data in self.spool.load():  # kept before a restart: processed now, oldest first
-            update = Update.de_json(data, app.bot)
+            try:
+                update = Update.de_json(data, app.bot)
+            except Exception as exc:  # a damaged file must not keep the service from starting
+                log.warning("kept update unreadable: %s", type(exc).__name__)
+                continue
             self._parked[update.update_id] = update
         if self._parked:
             log.info("%d kept update(s) to process", len(self._parked))
