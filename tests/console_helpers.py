@@ -6,17 +6,28 @@ Shared by the console test files. Everyone here is made up.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pyotp
+from aiohttp import web
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from yarl import URL
 
+from bot.config import Settings
 from bot.console import accounts
+from bot.console.config import ConsoleConfig
+from bot.console.routes import setup_console
 from bot.console.sessions import COOKIE
+from bot.server import start_site
+from bot.stack import free_port
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.storage.models import ConsoleUser
+from tests.db import fresh_database
 
 PASSWORD = "Correct-Horse-42"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -93,3 +104,21 @@ async def enrolled_user(sessions: async_sessionmaker, username: str, role: str) 
             .values(totp_secret=secret, totp_last_step=0)
         )
     return secret
+
+
+@asynccontextmanager
+async def running_console(kind: str, tmp: Path) -> AsyncIterator[tuple[Console, web.Application]]:
+    """The console alone on a fresh, migrated ``kind`` database (sqlite | postgresql), served
+    on a free port; the app is there for tests that read its routes."""
+    url = await fresh_database(kind, tmp)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    app = web.Application()
+    setup_console(app, Settings(database_url=url), sessions=sessions, config=ConsoleConfig())
+    port = free_port()
+    runner = await start_site(app, "127.0.0.1", port)
+    try:
+        yield Console(f"http://127.0.0.1:{port}", sessions, kind), app
+    finally:
+        await runner.cleanup()
+        await engine.dispose()

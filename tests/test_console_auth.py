@@ -27,32 +27,20 @@ from yarl import URL
 from bot.config import ROOT, Settings
 from bot.console import accounts, audit
 from bot.console.config import ConsoleConfig
-from bot.console.routes import WRONG_CODE, WRONG_LOGIN, setup_console
+from bot.console.routes import WRONG_CODE, WRONG_LOGIN
 from bot.console.security import CSP
 from bot.console.sessions import COOKIE, set_cookie
 from bot.console.throttle import MESSAGE as THROTTLED
 from bot.server import start_site
 from bot.stack import free_port
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.storage.models import AuditEvent, ConsoleSession, ConsoleUser
-from tests.console_helpers import PASSWORD, Browser, Console, enrolled_user
-from tests.db import fresh_database
+from tests.console_helpers import PASSWORD, Browser, Console, enrolled_user, running_console
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
 async def console(request, tmp_path: Path) -> AsyncIterator[Console]:
-    url = await fresh_database(request.param, tmp_path)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    app = web.Application()
-    setup_console(app, Settings(database_url=url), sessions=sessions, config=ConsoleConfig())
-    port = free_port()
-    runner = await start_site(app, "127.0.0.1", port)
-    try:
-        yield Console(f"http://127.0.0.1:{port}", sessions, request.param)
-    finally:
-        await runner.cleanup()
-        await engine.dispose()
+    async with running_console(request.param, tmp_path) as (console, _):
+        yield console
 
 
 @pytest_asyncio.fixture

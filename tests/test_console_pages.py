@@ -16,21 +16,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from sqlalchemy import update
 
-from bot.config import ROOT, Settings
+from bot.config import ROOT
 from bot.console import accounts, audit
-from bot.console.config import ConsoleConfig
-from bot.console.routes import setup_console
 from bot.responses import load_responses
-from bot.server import start_site
-from bot.stack import free_port
 from bot.storage.cases import CaseStore, ChangeFeed
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.storage.models import CaseMessage, Escalation, Screening
-from tests.console_helpers import Browser, Console, enrolled_user
-from tests.db import fresh_database
+from tests.console_helpers import Browser, Console, enrolled_user, running_console
 
 SECRET_WORDS = "my boss keeps my passport"
 XSS = "<script>alert(1)</script>"
@@ -38,19 +31,8 @@ XSS = "<script>alert(1)</script>"
 
 @pytest_asyncio.fixture
 async def console(request, tmp_path: Path) -> AsyncIterator[Console]:
-    kind = getattr(request, "param", "sqlite")
-    url = await fresh_database(kind, tmp_path)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    app = web.Application()
-    setup_console(app, Settings(database_url=url), sessions=sessions, config=ConsoleConfig())
-    port = free_port()
-    runner = await start_site(app, "127.0.0.1", port)
-    try:
-        yield Console(f"http://127.0.0.1:{port}", sessions, kind)
-    finally:
-        await runner.cleanup()
-        await engine.dispose()
+    async with running_console(getattr(request, "param", "sqlite"), tmp_path) as (console, _):
+        yield console
 
 
 class Team:

@@ -21,34 +21,18 @@ from aiohttp import web
 from sqlalchemy import inspect, text
 from yarl import URL
 
-from bot.config import Settings
-from bot.console.config import ConsoleConfig
-from bot.console.routes import setup_console
 from bot.console.security import CSRF_REFUSED
 from bot.console.sessions import COOKIE, LOGIN_CSRF_COOKIE
-from bot.server import start_site
-from bot.stack import free_port
 from bot.storage.cases import CaseStore
-from bot.storage.db import make_engine, make_sessionmaker
-from tests.console_helpers import PASSWORD, Browser, Console, enrolled_user
-from tests.db import fresh_database
+from tests.console_helpers import PASSWORD, Browser, Console, enrolled_user, running_console
 
 ATTACKER_ORIGINS = ["https://evil.example", "null", "http://127.0.0.1.evil.example", "file://"]
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
 async def console(request, tmp_path: Path) -> AsyncIterator[tuple[Console, web.Application]]:
-    url = await fresh_database(request.param, tmp_path)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    app = web.Application()
-    setup_console(app, Settings(database_url=url), sessions=sessions, config=ConsoleConfig())
-    runner = await start_site(app, "127.0.0.1", port := free_port())
-    try:
-        yield Console(f"http://127.0.0.1:{port}", sessions, request.param), app
-    finally:
-        await runner.cleanup()
-        await engine.dispose()
+    async with running_console(request.param, tmp_path) as running:
+        yield running
 
 
 def plant(browser: Browser, value: str, name: str = COOKIE) -> None:

@@ -19,16 +19,13 @@ import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import func, inspect, select
 
-from bot.config import Settings
-from bot.console.config import ConsoleConfig
-from bot.console.routes import WRONG_LOGIN, setup_console
+from bot.console.routes import WRONG_LOGIN
 from bot.devtools.emulator import EmulatorClient, running_emulator
-from bot.server import DB, start_site
-from bot.stack import free_port
+from bot.server import DB
 from bot.storage.cases import CaseStore
-from bot.storage.db import make_engine, make_sessionmaker
+from bot.storage.db import make_sessionmaker
 from bot.storage.models import CaseMessage, ConsoleUser, Escalation, TelegramChat
-from tests.console_helpers import PASSWORD, Browser, Console, enrolled_user
+from tests.console_helpers import PASSWORD, Browser, Console, enrolled_user, running_console
 from tests.db import fresh_database
 from tests.telegram_helpers import last_seq, new_user_id, say, webhook_service
 
@@ -179,17 +176,8 @@ async def test_metrics_window_parameter_never_gives_a_500(stack, last: str) -> N
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
 async def console(request, tmp_path: Path) -> AsyncIterator[Console]:
-    url = await fresh_database(request.param, tmp_path)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    app = web.Application()
-    setup_console(app, Settings(database_url=url), sessions=sessions, config=ConsoleConfig())
-    runner = await start_site(app, "127.0.0.1", port := free_port())
-    try:
-        yield Console(f"http://127.0.0.1:{port}", sessions, request.param)
-    finally:
-        await runner.cleanup()
-        await engine.dispose()
+    async with running_console(request.param, tmp_path) as (console, _):
+        yield console
 
 
 async def test_sql_and_html_in_login_fields_are_refused_as_wrong_logins(console: Console) -> None:
