@@ -80,8 +80,8 @@ bench: setup $(MODEL)
 	$(PY) benchmarks/bench_soak.py
 
 lint: $(VENV)/.stamp
-	$(VENV)/bin/ruff check bot actions nlu_ext scripts benchmarks tests
-	$(VENV)/bin/ruff format --check bot actions nlu_ext scripts benchmarks tests
+	$(VENV)/bin/ruff check bot actions nlu_ext engine_ext scripts benchmarks tests
+	$(VENV)/bin/ruff format --check bot actions nlu_ext engine_ext scripts benchmarks tests
 
 clean:
 	rm -rf models var/engine .pytest_cache

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import inspect, text
 
 from bot.storage.db import make_engine
 
@@ -25,18 +25,24 @@ class TrackerEraser:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
 
+    async def _delete(self, sql: str, params: dict[str, Any]) -> int:
+        """Run one DELETE on ``events``; 0 when the table is not there yet.
+
+        Why look first: the engine creates its table when it starts, and a bot service (or a
+        replica) that starts sooner runs its first purge before that. Asking the catalogue works
+        the same on SQLite and PostgreSQL, where the error texts differ.
+        """
+        async with self.engine.begin() as conn:
+            if not await conn.run_sync(lambda sync: inspect(sync).has_table("events")):
+                return 0
+            result = await conn.execute(text(sql), params)
+            return int(result.rowcount or 0)
+
     async def erase(self, sender_id: str) -> int:
         """Delete the conversation; returns the number of events removed (0 when none)."""
-        try:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(
-                    text("DELETE FROM events WHERE sender_id = :sender"), {"sender": sender_id}
-                )
-                return int(result.rowcount or 0)
-        except DBAPIError as exc:  # no table yet: the engine has stored no conversation
-            if "events" in str(exc).lower() and "no such table" in str(exc).lower():
-                return 0
-            raise
+        return await self._delete(
+            "DELETE FROM events WHERE sender_id = :sender", {"sender": sender_id}
+        )
 
     async def purge(self, retention_days: int, now: float | None = None) -> int:
         """Delete whole conversations untouched for ``retention_days``; returns events removed.
@@ -47,20 +53,11 @@ class TrackerEraser:
         transcript was copied into our database when it opened, with its own retention and hold.
         """
         cutoff = (time.time() if now is None else now) - retention_days * 86400
-        try:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(
-                    text(
-                        "DELETE FROM events WHERE sender_id IN (SELECT sender_id FROM events "
-                        "GROUP BY sender_id HAVING MAX(timestamp) < :cutoff)"
-                    ),
-                    {"cutoff": cutoff},
-                )
-                return int(result.rowcount or 0)
-        except DBAPIError as exc:
-            if "events" in str(exc).lower() and "no such table" in str(exc).lower():
-                return 0
-            raise
+        return await self._delete(
+            "DELETE FROM events WHERE sender_id IN (SELECT sender_id FROM events "
+            "GROUP BY sender_id HAVING MAX(timestamp) < :cutoff)",
+            {"cutoff": cutoff},
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()

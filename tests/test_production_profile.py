@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ from tests.telegram_helpers import bot_messages, last_seq, new_user_id, say, tex
 
 pytestmark = pytest.mark.engine
 
-SECRET_KEY = "test-secret-not-for-production"  # the same on every replica: one key per person
+# The same on every replica (one key per person), new each session: the flood counters live in
+# Redis for FLOOD_WINDOW, and a rerun's made-up people must not inherit the last run's counts.
+SECRET_KEY = f"test-secret-not-for-production-{uuid.uuid4().hex[:8]}"
 WEBHOOK_SECRET = "made-up-webhook-secret"
 TOKEN = "626262001:profile-token"
 FLOOD_LIMIT = 8
@@ -206,7 +209,13 @@ async def test_conversation_keeps_its_state_across_replicas_and_engines(profile:
     assert slots.get("language") == "ru"
 
 
-async def test_parallel_messages_from_one_person_are_each_answered_once(profile: Profile) -> None:
+@pytest.mark.parametrize("person", range(3))
+async def test_parallel_messages_from_one_person_are_each_answered_once(
+    profile: Profile, person: int
+) -> None:
+    """Three people, each one burst: with Rasa's own Redis lock store (not atomic across
+    engines) a message was lost from the tracker in about one burst of three here, 2 of 5 in
+    CI; engine_ext.lock_store's transactions keep every one (tests/test_engine_lock_store.py)."""
     client, user = profile.client, new_user_id()
     await say(client, user, "hello")  # the emulator now knows the chat
     after = await last_seq(client, user)

@@ -6,7 +6,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.tracker_eraser import TrackerEraser
+from tests.db import fresh_database
 
 # The columns of Rasa 3.6's SQLTrackerStore ``events`` table that the eraser touches.
 EVENTS = (
@@ -54,9 +57,15 @@ async def test_purge_removes_whole_quiet_conversations_only(tmp_path: Path) -> N
         await eraser.close()
 
 
-async def test_purge_without_events_table(tmp_path: Path) -> None:
-    eraser = TrackerEraser(f"sqlite:///{tmp_path / 'empty.db'}")
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_purge_and_erase_before_the_engine_made_its_table(kind: str, tmp_path: Path) -> None:
+    """A replica starts before any engine has created ``events``: its first purge, or an early
+    ``/forget``, has nothing to do, and says so without an error (it logged ERROR on PostgreSQL,
+    whose message differs from SQLite's "no such table")."""
+    url = await fresh_database(kind, tmp_path)  # our tables only, no engine table
+    eraser = TrackerEraser(url)
     try:
         assert await eraser.purge(30) == 0
+        assert await eraser.erase("u_made_up") == 0
     finally:
         await eraser.close()
