@@ -143,6 +143,13 @@ def test_compose_wiring() -> None:
     assert bot_env["TELEGRAM_WEBHOOK_URL"].endswith(WEBHOOK_PATH)
     assert bot_env["TELEGRAM_WEBHOOK_URL"].startswith("https://")  # Telegram requires TLS
     assert engine_env_["ENGINE_HOST"] == bot_env["BOT_HOST"] == "0.0.0.0"  # container network
+    # Each replica its own spool volume, mounted where its default spool lies (var/spool under
+    # the editable install in the image's WORKDIR): a recreated container still answers them.
+    mounts = [volume.split(":") for b in bots for volume in b["volumes"]]
+    assert len(mounts) == 3 and len({name for name, _ in mounts}) == 3
+    assert all(name in doc["volumes"] for name, _ in mounts)
+    workdir = re.search(r"^WORKDIR (\S+)$", (DEPLOY / "Dockerfile").read_text(), re.M)
+    assert workdir and {path for _, path in mounts} == {f"{workdir[1]}/var/spool"}
     # Every ${VAR} compose needs is in the example .env.
     needed = set(re.findall(r"\$\{([A-Z_]+)", (DEPLOY / "compose.yaml").read_text()))
     assert needed <= set(env_file(DEPLOY / "compose.env.example"))
