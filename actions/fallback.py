@@ -7,7 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import context
+from actions import context, records
 from actions.contacts import ActionContacts
 from actions.context import language_of
 from actions.places import city_from_message, city_question_asker
@@ -37,10 +37,13 @@ class ActionFallback(Action):
         dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
         if consecutive_fallbacks(tracker) == REPEATED_FALLBACKS:
             # The bot keeps failing this person: offer a human rather than a third guess.
-            await context.get().repo.record_escalation(
-                tracker.sender_id, "repeated_fallback", "normal", lang,
-                transcript=transcript_from_events(tracker.events),
-            )  # fmt: skip
+            repo, transcript = context.get().repo, transcript_from_events(tracker.events)
+            await records.keep(
+                "a case",
+                lambda: repo.record_escalation(
+                    tracker.sender_id, "repeated_fallback", "normal", lang, transcript=transcript
+                ),
+            )
             handoff = context.handoff_text(lang)
             dispatcher.utter_message(text=handoff["text"], buttons=handoff["buttons"])
         return []

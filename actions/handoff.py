@@ -7,7 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import context
+from actions import context, records
 from actions.context import handoff_text, language_of, risk_flags
 from bot.storage.cases import transcript_from_events
 
@@ -31,12 +31,15 @@ class ActionHandoff(Action):
         lang = language_of(tracker)
         intent = (tracker.latest_message.get("intent") or {}).get("name") or "human_handoff"
         priority = PRIORITY_BY_INTENT.get(intent, "normal")
-        case = await ctx.repo.record_escalation(
-            tracker.sender_id, intent, priority, lang,
-            transcript=transcript_from_events(tracker.events), risk_flags=risk_flags(tracker),
-        )  # fmt: skip
+        transcript, flags = transcript_from_events(tracker.events), risk_flags(tracker)
+        case = await records.keep(
+            "a case",
+            lambda: ctx.repo.record_escalation(
+                tracker.sender_id, intent, priority, lang, transcript=transcript, risk_flags=flags
+            ),
+        )
         if intent != "emergency":
-            if case.status == "assigned":
+            if case is not None and case.status == "assigned":
                 out = ctx.renderer.render("text_case_joined", lang)
             else:
                 out = handoff_text(lang)

@@ -15,7 +15,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import context
+from actions import context, records
 from actions.context import language_of
 from bot.storage.cases import transcript_from_events
 
@@ -65,12 +65,10 @@ class ActionScreeningResult(Action):
         answered = sum(v is not None for v in answers.values())
         completed = answered == len(INDICATORS)
         score, risk = assess(answers)
-        await ctx.repo.record_screening(
-            tracker.sender_id,
-            {k: v for k, v in answers.items() if v is not None},
-            score,
-            risk,
-            completed,
+        given = {k: v for k, v in answers.items() if v is not None}
+        await records.keep(
+            "a screening",
+            lambda: ctx.repo.record_screening(tracker.sender_id, given, score, risk, completed),
         )
         if not completed and risk != "high":
             out = ctx.renderer.render("utter_screening_stopped", lang)
@@ -78,9 +76,17 @@ class ActionScreeningResult(Action):
             out = ctx.renderer.render(f"utter_screening_{risk}", lang, {"score": score})
         dispatcher.utter_message(text=out["text"], buttons=out["buttons"])
         if risk == "high":
-            await ctx.repo.record_escalation(
-                tracker.sender_id, "screening_high", "high", lang,
-                transcript=transcript_from_events(tracker.events),
-                risk_flags=["screening_high", *(k for k, v in answers.items() if v)],
-            )  # fmt: skip
+            transcript = transcript_from_events(tracker.events)
+            flags = ["screening_high", *(k for k, v in answers.items() if v)]
+            await records.keep(
+                "a case",
+                lambda: ctx.repo.record_escalation(
+                    tracker.sender_id,
+                    "screening_high",
+                    "high",
+                    lang,
+                    transcript=transcript,
+                    risk_flags=flags,
+                ),  # fmt: skip
+            )
         return [SlotSet(k, None) for k in INDICATORS]

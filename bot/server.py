@@ -18,6 +18,7 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions import context as actions_context
+from actions import records as action_records
 from bot import metrics
 from bot.config import Settings
 from bot.console.routes import setup_console
@@ -162,6 +163,10 @@ def create_app(settings: Settings) -> web.Application:
     async def close_resources(app: web.Application) -> None:
         if TELEGRAM in app:
             await app[TELEGRAM].stop()
+        lost = await action_records.settle(timeout=2.0)
+        if lost:  # kept in memory only (actions/records.py): say so, without ids or text
+            log.warning("%d record(s) deferred during a database outage were not written", lost)
+            action_records.abandon()
         await app[ENGINE].close()
         if DB in app:
             await app[DB].dispose()

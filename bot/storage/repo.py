@@ -18,6 +18,7 @@ from bot.storage.models import (
     KbRight,
     Screening,
 )
+from bot.storage.transient import retried
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -37,11 +38,18 @@ class Nearby:
 
 
 class Repository:
-    """All database access of the actions, behind one object (easy to point at another DB)."""
+    """All database access of the actions, behind one object (easy to point at another DB).
+
+    Each method is one repeatable transaction, retried through a database restart
+    (``retried``); a record that must outlast a longer outage goes through ``actions.records``.
+    A retried ``record_screening`` whose commit landed just before the connection broke is
+    stored twice: a rare extra row in the statistics, against losing a person's result.
+    """
 
     def __init__(self, sessions: async_sessionmaker) -> None:
         self.sessions = sessions
 
+    @retried
     async def contacts(self, need: str | None = None) -> list[KbContact]:
         async with self.sessions() as s:
             rows = list((await s.scalars(select(KbContact))).all())
@@ -49,10 +57,12 @@ class Repository:
             return rows
         return [c for c in rows if need in (c.needs or [])]
 
+    @retried
     async def cities(self) -> list[KbCity]:
         async with self.sessions() as s:
             return list((await s.scalars(select(KbCity))).all())
 
+    @retried
     async def organisations(self, need: str | None = None) -> list[KbOrganisation]:
         async with self.sessions() as s:
             rows = list((await s.scalars(select(KbOrganisation))).all())
@@ -79,14 +89,17 @@ class Repository:
             found, key=lambda n: (round(n.km), not n.organisation.verified, n.organisation.id)
         )
 
+    @retried
     async def rights(self) -> list[KbRight]:
         async with self.sessions() as s:
             return list((await s.scalars(select(KbRight).order_by(KbRight.position))).all())
 
+    @retried
     async def provisions(self) -> list[KbProvision]:
         async with self.sessions() as s:
             return list((await s.scalars(select(KbProvision).order_by(KbProvision.id))).all())
 
+    @retried
     async def record_escalation(
         self,
         user_key: str,
@@ -103,6 +116,7 @@ class Repository:
             transcript=transcript or (), risk_flags=risk_flags or (),
         )  # fmt: skip
 
+    @retried
     async def record_screening(
         self, user_key: str, answers: dict, score: int, risk: str, completed: bool
     ) -> Screening:
