@@ -483,3 +483,52 @@ async def test_chat_page_is_served_with_csp(emu: RunningEmulator) -> None:
                 assert r.status == 200 and "Content-Security-Policy" in r.headers
         async with http.get(emu.url + "/static/..%2Fcontrol.py") as r:
             assert r.status == 404
+
+
+async def test_parallel_webhook_delivery_keeps_each_chats_order(
+    emu: RunningEmulator, bot: telegram.Bot
+) -> None:
+    """``webhook_parallel``: several chats' updates at once, up to ``max_connections``, but a
+    chat's next update only after its previous one was answered (as Telegram delivers)."""
+    in_flight: dict[int, int] = {}
+    most_at_once = 0
+    overlaps_in_a_chat = 0
+    order: dict[int, list[str]] = {}
+
+    async def receiver(request: web.Request) -> web.Response:
+        nonlocal most_at_once, overlaps_in_a_chat
+        message = (await request.json())["message"]
+        chat = message["chat"]["id"]
+        overlaps_in_a_chat += in_flight.get(chat, 0) > 0
+        in_flight[chat] = in_flight.get(chat, 0) + 1
+        most_at_once = max(most_at_once, sum(in_flight.values()))
+        order.setdefault(chat, []).append(message["text"])
+        await asyncio.sleep(0.15)  # a bot turn
+        in_flight[chat] -= 1
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/tg", receiver)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    chats = [7_200_000_101 + i for i in range(4)]
+    emu.state.webhook_parallel = True
+    try:
+        assert await bot.set_webhook(f"http://127.0.0.1:{port}/tg", max_connections=3)
+        for n in range(3):
+            for chat in chats:
+                await emu.client.send_text(chat, f"message {n}")
+        for _ in range(200):
+            if sum(map(len, order.values())) >= 12 and not any(in_flight.values()):
+                break
+            await asyncio.sleep(0.05)
+        assert order == {chat: ["message 0", "message 1", "message 2"] for chat in chats}
+        assert overlaps_in_a_chat == 0
+        assert most_at_once == 3  # parallel, and never past max_connections
+        assert (await emu.client.webhook_info())["stats"]["delivered"] == 12
+    finally:
+        emu.state.webhook_parallel = False
+        await bot.delete_webhook()
+        await runner.cleanup()

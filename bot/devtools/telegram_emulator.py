@@ -34,8 +34,9 @@ __all__ = [
 ]
 
 
-async def _serve(host: str, port: int) -> None:
-    async with running_emulator(host, port) as emu:
+async def _serve(host: str, port: int, webhook_parallel: bool) -> None:
+    emulator = Emulator(webhook_parallel=webhook_parallel)
+    async with running_emulator(host, port, emulator) as emu:
         print(f"Telegram emulator: chat page {emu.url}/", flush=True)
         print(f"Bot API base URL (TELEGRAM_API_BASE_URL): {emu.bot_api_base}", flush=True)
         print("Any token like 123456:test works. Ctrl-C stops.", flush=True)
@@ -46,9 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument(
+        "--webhook-parallel",
+        action="store_true",
+        help="post to a webhook over max_connections connections at once, as Telegram does "
+        "(each chat's updates still one after another); default one update at a time",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.webhook_parallel))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,22 @@ log = logging.getLogger(__name__)
 DELETE_WINDOW_HOURS = 48
 
 
+def update_chat(update: dict[str, Any]) -> int | None:
+    """The chat an update belongs to (its message's, or a button press's message's), else its
+    sender; None when it has neither. Parallel webhook delivery keeps each chat's order."""
+    for kind, body in update.items():
+        if kind == "update_id" or not isinstance(body, dict):
+            continue
+        message = body.get("message") if kind == "callback_query" else body
+        chat = (message or {}).get("chat") if isinstance(message, dict) else None
+        if isinstance(chat, dict) and "id" in chat:
+            return int(chat["id"])
+        sender = body.get("from")
+        if isinstance(sender, dict) and "id" in sender:
+            return int(sender["id"])
+    return None
+
+
 class Emulator:
     """Everything the fake Telegram knows. Not thread-safe: use it from the server's event loop."""
 
@@ -43,8 +59,13 @@ class Emulator:
         webhook_backoff: float = 0.05,
         webhook_timeout: float = 10.0,
         webhook_backoff_max: float | None = None,
+        webhook_parallel: bool = False,
     ) -> None:
         self.webhook_retries = webhook_retries
+        # Telegram posts to a webhook over up to ``max_connections`` connections at once, one
+        # update of a chat at a time. Off by default: the tests that follow one delivery after
+        # another rely on the strict order; the soak of the replicas needs the parallelism.
+        self.webhook_parallel = webhook_parallel
         self.webhook_backoff = webhook_backoff
         # Cap on the pause between attempts, so a test can have Telegram keep trying for a
         # while (a bot service restarting, a claim going stale) without pauses of minutes.
@@ -369,6 +390,9 @@ class Emulator:
         """Deliver queued updates one at a time, in order, retrying each a few times."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        if self.webhook_parallel:
+            await self._parallel_webhook_loop()
+            return
         while self.webhook:
             self.pending = [p for p in self.pending if self._allowed(p)]
             if not self.pending:
@@ -381,6 +405,39 @@ class Emulator:
             if not delivered:
                 self.webhook_stats["dropped"] += 1
             self._notify()
+
+    async def _parallel_webhook_loop(self) -> None:
+        """Up to ``max_connections`` deliveries at once, a chat's updates one after another."""
+        busy: dict[int | None, asyncio.Task[None]] = {}  # chat → its delivery in flight
+
+        async def deliver(item: PendingUpdate) -> None:
+            delivered = await self._post_with_retries(item.update)
+            if item in self.pending:
+                self.pending.remove(item)
+            if not delivered:
+                self.webhook_stats["dropped"] += 1
+            self._notify()
+
+        try:
+            while self.webhook:
+                self.pending = [p for p in self.pending if self._allowed(p)]
+                for chat in [c for c, task in busy.items() if task.done()]:
+                    del busy[chat]
+                limit = int(self.webhook.get("max_connections") or 40)
+                waiting: set[int | None] = set()
+                for item in list(self.pending):
+                    chat = update_chat(item.update)
+                    if len(busy) >= limit:
+                        break
+                    if chat in busy or chat in waiting:
+                        waiting.add(chat)  # behind the chat's earlier update
+                        continue
+                    busy[chat] = asyncio.get_running_loop().create_task(deliver(item))
+                    waiting.add(chat)
+                await self.wait_change(3600)
+        finally:
+            for task in busy.values():
+                task.cancel()
 
     async def _post_with_retries(self, update: dict[str, Any]) -> bool:
         assert self._session is not None
