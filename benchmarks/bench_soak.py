@@ -170,6 +170,8 @@ class Soak:
     rss_every: float
     seed: int
     database_url: str | None
+    profile: str = "single"  # single: `ctip run`; production: replicas, engines, PG + Redis
+    redis_url: str | None = None
 
     @property
     def turn_estimate(self) -> float:
@@ -479,11 +481,11 @@ def verdict(
 @dataclass
 class Stack:
     emulator: EmulatorClient
-    emulator_pid: int
-    service_pid: int
-    bot_url: str
-    engine_url: str
-    work: Path
+    groups: dict[str, Callable[[], list[int]]]  # process group name → its pids (RSS, CPU)
+    bot_urls: list[str]  # each bot service (replica), for its /metrics
+    engine_url: str  # an engine that can read every tracker
+    logs: list[Path]  # scanned for ERROR lines
+    path: str  # what the messages go through, for the report
 
 
 async def wait_emulator(client: EmulatorClient, proc: Any, timeout: float = 60) -> None:
@@ -522,14 +524,111 @@ async def running(work: Path, users: int, database_url: str | None) -> AsyncIter
         try:
             bot_url = f"http://127.0.0.1:{bot_port}"
             await wait_ready(bot_url, svc_proc)
+            store = "PostgreSQL" if (database_url or "").startswith("postgres") else "SQLite"
             yield Stack(
-                client, emu_proc.pid, svc_proc.pid, bot_url, f"http://127.0.0.1:{engine_port}", work
+                client,
+                {
+                    "emulator": lambda: [emu_proc.pid],
+                    "bot service": lambda: [svc_proc.pid],
+                    "engine": lambda: descendants(svc_proc.pid),
+                },
+                [bot_url],
+                f"http://127.0.0.1:{engine_port}",
+                [work / "service.log", work / "engine" / "engine.log"],
+                f"emulator → PTB (polling) → engine → actions → {store}",
             )
         finally:
             stop_process(svc_proc, svc_log)
     finally:
         await http.close()
         stop_process(emu_proc, emu_log, timeout=10)
+
+
+PRODUCTION_WEBHOOK_SECRET = "bench-soak-webhook-secret"
+
+
+@contextlib.asynccontextmanager
+async def running_production(
+    work: Path, users: int, database_url: str, redis_url: str, replicas: int = 2
+) -> AsyncIterator[Stack]:
+    """The production profile (docs/deploy.md) as processes on this machine.
+
+    ``replicas`` × ``ctip serve`` in webhook mode and as many ``ctip engine`` (replica i asks
+    engine i, as the test of the profile does), on one PostgreSQL (our tables and the engines'
+    tracker store) and one Redis (the engines' lock store, the flood counters); two balancers
+    (``bot.devtools.balancer``) in nginx's place: Telegram's webhook → replicas, engines' NLG
+    and actions → replicas. The emulator posts to the webhook in parallel, as Telegram does.
+    """
+    from bot.telegram.app import WEBHOOK_PATH
+
+    ports = {name: free_port() for name in ("emulator", "edge", "inner")}
+    bot_ports = [free_port() for _ in range(replicas)]
+    engine_ports = [free_port() for _ in range(replicas)]
+    local = "http://127.0.0.1:{}".format
+    base = service_env(
+        work, bot_port=0, engine_port=0, token=TOKEN, api_base_url=local(ports["emulator"]),
+        database_url=database_url,
+    )  # fmt: skip
+    for name in ("ENGINE_WORK_DIR", "RASA_URL", "BOT_PORT"):
+        base.pop(name, None)
+    started: list[tuple[Any, Any]] = []
+
+    def start(args: list[str], env: dict[str, str], log: str) -> Any:
+        proc, handle = start_process(args, env, work / log)
+        started.append((proc, handle))
+        return proc
+
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=users * 2 + 20))
+    client = EmulatorClient(local(ports["emulator"]), session=http)
+    try:
+        emu = start(
+            ["-m", "bot.devtools.telegram_emulator", "--port", str(ports["emulator"]),
+             "--webhook-parallel"], base, "emulator.log",
+        )  # fmt: skip
+        await wait_emulator(client, emu)
+        bots = [local(p) for p in bot_ports]
+        balancers = [
+            start(["-m", "bot.devtools.balancer", "--port", str(ports[name]), *bots], base, log)
+            for name, log in (("edge", "balancer-edge.log"), ("inner", "balancer-inner.log"))
+        ]
+        engines = [
+            start(["-m", "bot.cli", "engine"], {**base, "TRACKER_STORE_URL": database_url,
+                  "LOCK_STORE_URL": redis_url, "BOT_URL": local(ports["inner"]),
+                  "ENGINE_PORT": str(port)}, f"engine-{i + 1}.log")
+            for i, port in enumerate(engine_ports)
+        ]  # fmt: skip
+        services = [
+            start(["-m", "bot.cli", "serve"], {**base, "BOT_PORT": str(port),
+                  "RASA_URL": local(engine), "TRACKER_STORE_URL": database_url,
+                  "REDIS_URL": redis_url,
+                  "TELEGRAM_WEBHOOK_URL": local(ports["edge"]) + WEBHOOK_PATH,
+                  "TELEGRAM_WEBHOOK_SECRET": PRODUCTION_WEBHOOK_SECRET,
+                  "SPOOL_DIR": str(work / "spool")}, f"replica-{i + 1}.log")
+            for i, (port, engine) in enumerate(zip(bot_ports, engine_ports, strict=True))
+        ]  # fmt: skip
+        await asyncio.gather(
+            *(wait_ready(url, proc) for url, proc in zip(bots, services, strict=True))
+        )
+        yield Stack(
+            client,
+            {
+                "emulator": lambda: [emu.pid],
+                "balancers": lambda: [b.pid for b in balancers],
+                "bot replicas": lambda: [s.pid for s in services],
+                "engines": lambda: [pid for e in engines for pid in (e.pid, *descendants(e.pid))],
+            },
+            bots,
+            local(engine_ports[0]),
+            [work / f"replica-{i + 1}.log" for i in range(replicas)]
+            + [work / f"engine-{i + 1}.log" for i in range(replicas)],
+            f"emulator → webhook (parallel) → balancer → {replicas} PTB replicas → "
+            f"{replicas} engines (PostgreSQL tracker store, Redis lock store) → actions → "
+            "PostgreSQL",
+        )
+    finally:
+        await http.close()
+        for proc, handle in reversed(started):
+            stop_process(proc, handle, timeout=30)
 
 
 async def prepare_database(url: str | None) -> None:
@@ -581,12 +680,7 @@ class ProcessWatch:
 
 
 def process_groups(stack: Stack) -> dict[str, Callable[[], list[int]]]:
-    return {
-        "emulator": lambda: [stack.emulator_pid],
-        "bot service": lambda: [stack.service_pid],
-        "engine": lambda: descendants(stack.service_pid),
-        "load generator": lambda: [os.getpid()],
-    }
+    return {**stack.groups, "load generator": lambda: [os.getpid()]}
 
 
 def log_errors(paths: list[Path]) -> list[str]:
@@ -657,7 +751,7 @@ async def soak_run(stack: Stack, soak: Soak) -> Report:
     """Warm up, let the people loose for the soak, drain, then check every chat."""
     notes = rendered_texts(WAIT_NOTES + ERROR_NOTES + ERROR_ANSWERS)
     await warm_up(stack, soak, notes)
-    before = await read_metrics(stack.bot_url)
+    before = [await read_metrics(url) for url in stack.bot_urls]
     rng = random.Random(soak.seed)
     start = time.monotonic()
 
@@ -680,9 +774,11 @@ async def soak_run(stack: Stack, soak: Soak) -> Report:
     watcher.cancel()
     watch.sample(clock())
     verdicts, anomalies, off_script = await collect(stack, people)
-    after = await read_metrics(stack.bot_url)
-    engine_turns_done = int(after["engine"].get("count", 0) - before["engine"].get("count", 0))
-    inside = await read_metrics(stack.bot_url, last=max(1, min(WINDOW, engine_turns_done)))
+    inside: list[tuple[int, dict[str, dict[str, float]]]] = []  # per bot service: turns, figures
+    for url, was in zip(stack.bot_urls, before, strict=True):
+        now = await read_metrics(url)
+        turns = int(now["engine"].get("count", 0) - was["engine"].get("count", 0))
+        inside.append((turns, await read_metrics(url, last=max(1, min(WINDOW, turns)))))
     crashes = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
     return Report(
         soak=soak,
@@ -695,8 +791,8 @@ async def soak_run(stack: Stack, soak: Soak) -> Report:
         off_script=off_script,
         samples=watch.samples,
         inside=inside,
-        inside_turns=engine_turns_done,
-        log_errors=log_errors([stack.work / "service.log", stack.work / "engine" / "engine.log"]),
+        log_errors=log_errors(stack.logs),
+        path=stack.path,
         crashes=len(crashes),
     )
 
@@ -715,10 +811,10 @@ class Report:
     anomalies: list[str]
     off_script: Counter[str]
     samples: list[Sample]
-    inside: dict[str, dict[str, float]]
-    inside_turns: int
+    inside: list[tuple[int, dict[str, dict[str, float]]]]
     log_errors: list[str]
     crashes: int
+    path: str
 
     @property
     def lost(self) -> int:
@@ -750,10 +846,8 @@ class Report:
 
     def print_load(self) -> None:
         s, v = self.soak, self.verdicts
-        store = "PostgreSQL" if (s.database_url or "").startswith("postgres") else "SQLite"
-        print(f"Soak: {s.users} people for {s.seconds:.0f} s through emulator → PTB (polling) → "
-              f"engine → actions → {store} (one run, all processes on this machine's "
-              f"{os.cpu_count()} cores)")  # fmt: skip
+        print(f"Soak: {s.users} people for {s.seconds:.0f} s through {self.path} (one run, all "
+              f"processes on this machine's {os.cpu_count()} cores)")  # fmt: skip
         print(f"offered load: each person thinks {0.5 * s.mean_think:.1f}–{1.5 * s.mean_think:.1f}"
               f" s between an answer and the next message → ≈ {s.offered_rate:.1f} messages/s "
               f"({s.offered_rate * 60:.0f}/min)")  # fmt: skip
@@ -833,17 +927,20 @@ class Report:
         print()
 
     def print_inside(self) -> None:
-        f = self.inside
-        print(f"inside the bot service (/metrics over the soak's last "
-              f"{min(self.inside_turns, WINDOW)} engine turns), ms")  # fmt: skip
-        print(f"{'':<44} {'p50':>7} {'p95':>7} {'p99':>7}")
-        for key, label in (
-            ("engine", "engine turn (as the adapter waits for it)"),
-            ("adapter_turn", "adapter turn (update → replies handed over)"),
-            ("overhead", "adapter's own part (turn − engine)"),
-        ):
-            cells = " ".join(f"{f[key].get(q, float('nan')):>7.1f}" for q in ("p50", "p95", "p99"))
-            print(f"{label:<44} {cells}")
+        for i, (turns, f) in enumerate(self.inside):
+            which = f"bot service {i + 1}" if len(self.inside) > 1 else "the bot service"
+            print(f"inside {which} (/metrics over the soak's last {min(turns, WINDOW)} of its "
+                  f"{turns} engine turns), ms")  # fmt: skip
+            print(f"{'':<44} {'p50':>7} {'p95':>7} {'p99':>7}")
+            for key, label in (
+                ("engine", "engine turn (as the adapter waits for it)"),
+                ("adapter_turn", "adapter turn (update → replies handed over)"),
+                ("overhead", "adapter's own part (turn − engine)"),
+            ):
+                cells = " ".join(
+                    f"{f[key].get(q, float('nan')):>7.1f}" for q in ("p50", "p95", "p99")
+                )
+                print(f"{label:<44} {cells}")
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -872,8 +969,16 @@ def parse_args(argv: list[str] | None = None) -> Soak:
         default=env("SOAK_DATABASE_URL"),
         help="PostgreSQL scratch database (emptied first); default SQLite",
     )
+    parser.add_argument(
+        "--profile",
+        choices=["single", "production"],
+        default=env("SOAK_PROFILE", "single"),
+        help="single: `ctip run` (polling, one engine); production: 2 webhook replicas and 2 "
+        "engines on PostgreSQL (--database-url) and Redis (--redis-url)",
+    )
+    parser.add_argument("--redis-url", default=env("SOAK_REDIS_URL"))
     args = parser.parse_args(argv)  # fmt: skip
-    return Soak(
+    soak = Soak(
         seconds=args.seconds,
         users=args.users,
         rate=args.rate,
@@ -883,7 +988,14 @@ def parse_args(argv: list[str] | None = None) -> Soak:
         rss_every=args.rss_every,
         seed=args.seed,
         database_url=args.database_url,
+        profile=args.profile,
+        redis_url=args.redis_url,
     )
+    if soak.profile == "production" and not (
+        (soak.database_url or "").startswith("postgres") and soak.redis_url
+    ):
+        parser.error("--profile production needs --database-url postgresql://… and --redis-url")
+    return soak
 
 
 def check_scripts() -> None:
@@ -901,7 +1013,12 @@ async def main_async(soak: Soak) -> int:
     work = Path(tempfile.mkdtemp(prefix="ctip-bench-soak-"))
     report = None
     try:
-        async with running(work, soak.users, soak.database_url) as stack:
+        if soak.profile == "production":
+            assert soak.database_url and soak.redis_url
+            stack_cm = running_production(work, soak.users, soak.database_url, soak.redis_url)
+        else:
+            stack_cm = running(work, soak.users, soak.database_url)
+        async with stack_cm as stack:
             report = await soak_run(stack, soak)
     finally:
         if report is None or report.failed:
