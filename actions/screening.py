@@ -87,6 +87,6 @@ class ActionScreeningResult(Action):
                     lang,
                     transcript=transcript,
                     risk_flags=flags,
-                ),  # fmt: skip
+                ),
             )
         return [SlotSet(k, None) for k in INDICATORS]
