@@ -82,8 +82,10 @@ class Browser:
         await self.get("/console/login")
         return await self.post("/console/login", {"username": username, "password": password})
 
-    async def login(self, username: str, secret: str, code: str | None = None) -> None:
-        resp, _ = await self.password_step(username)
+    async def login(
+        self, username: str, secret: str, code: str | None = None, password: str = PASSWORD
+    ) -> None:
+        resp, _ = await self.password_step(username, password)
         assert resp.status == 303 and resp.headers["Location"] == "/console/totp"
         await self.get("/console/totp")
         resp, body = await self.post("/console/totp", {"code": code or pyotp.TOTP(secret).now()})

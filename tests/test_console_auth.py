@@ -402,6 +402,104 @@ async def test_admin_deactivates_and_resets_totp(console: Console) -> None:
     await operator.close()
 
 
+NEW_PASSWORD = "Battery-Staple-77"  # made up
+
+
+def next_code(secret: str) -> str:
+    """The next step's code: this step's was used by the previous login of the account."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
+async def test_user_changes_own_password(console: Console) -> None:
+    secret = await enrolled_user(console.sessions, "nurlan.operator", "operator")
+    laptop, phone = console.browser(), console.browser()
+    await laptop.login("nurlan.operator", secret)
+    await phone.login("nurlan.operator", secret, code=next_code(secret))
+    resp, body = await laptop.get("/console/account")
+    assert resp.status == 200 and 'name="current_password"' in body
+    change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD,
+              "repeat_password": NEW_PASSWORD}  # fmt: skip
+    refusals = [
+        ({"current_password": "Wrong-Horse-42"}, "current password is wrong"),
+        ({"repeat_password": NEW_PASSWORD + "x"}, "differ"),
+        ({"new_password": "short-1", "repeat_password": "short-1"}, "at least 12"),
+        ({"new_password": "alllowercaseletters", "repeat_password": "alllowercaseletters"},
+         "two kinds"),
+        ({"new_password": PASSWORD, "repeat_password": PASSWORD}, "differ from the current"),
+    ]  # fmt: skip
+    for wrong, message in refusals:
+        resp, body = await laptop.post("/console/account", {**change, **wrong})
+        assert resp.status == 400 and message in body, (wrong, body[-500:])
+    resp, _ = await phone.get("/console/")
+    assert resp.status in (200, 302) and resp.headers.get("Location") != "/console/login"
+    resp, _ = await laptop.post("/console/account", change)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/login?changed=1"
+    resp, body = await laptop.get(resp.headers["Location"])
+    assert "Your password is changed" in body
+    resp, _ = await phone.get("/console/")  # every session of the account ended
+    assert resp.status == 302 and resp.headers["Location"].startswith("/console/login")
+    resp, body = await laptop.password_step("nurlan.operator")  # the old password
+    assert resp.status == 401 and WRONG_LOGIN in body
+    resp, _ = await laptop.password_step("nurlan.operator", NEW_PASSWORD)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/totp"
+    resp, body = await laptop.get("/console/totp")
+    assert "Set up your authenticator" not in body  # the authenticator stays
+    assert ("nurlan.operator", "password_changed") in await audit_actions(console.sessions)
+    await laptop.close()
+    await phone.close()
+
+
+async def test_guessing_the_current_password_is_throttled(console: Console) -> None:
+    secret = await enrolled_user(console.sessions, "gunel.operator", "operator")
+    b = console.browser()
+    await b.login("gunel.operator", secret)
+    guess = {"new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD}
+    statuses = []
+    for i in range(12):
+        resp, body = await b.post("/console/account", {**guess, "current_password": f"Guess-{i}-x"})
+        statuses.append(resp.status)
+    assert statuses[0] == 400 and statuses[-1] == 429 and THROTTLED in body
+    resp, body = await b.post("/console/account", {**guess, "current_password": PASSWORD})
+    assert resp.status == 429  # even the right one, until the window passes
+    await b.close()
+
+
+async def test_admin_resets_a_forgotten_password(console: Console) -> None:
+    admin_secret = await enrolled_user(console.sessions, "ilham.admin", "admin")
+    op_secret = await enrolled_user(console.sessions, "sevda.operator", "operator")
+    admin, operator = console.browser(), console.browser()
+    await admin.login("ilham.admin", admin_secret)
+    await operator.login("sevda.operator", op_secret)
+    async with console.sessions() as db:
+        op = await accounts.find_user(db, "sevda.operator")
+        me = await accounts.find_user(db, "ilham.admin")
+    resp, body = await admin.get("/console/admin/users")
+    assert 'value="reset_password"' in body
+    resp, body = await admin.post(
+        "/console/admin/users", {"action": "reset_password", "user_id": op.id}
+    )
+    assert resp.status == 200 and "is reset" in body
+    one_time = re.search(r'<p class="secret"><code>([^<]+)</code>', body)
+    assert one_time and one_time[1] != PASSWORD
+    resp, _ = await operator.get("/console/")
+    assert resp.status == 302  # the reset ended the operator's sessions
+    resp, _ = await operator.password_step("sevda.operator")
+    assert resp.status == 401
+    await operator.login(
+        "sevda.operator", op_secret, code=next_code(op_secret), password=one_time[1]
+    )
+    resp, body = await admin.post(
+        "/console/admin/users", {"action": "reset_password", "user_id": me.id}
+    )
+    assert resp.status == 400 and "your account page" in body
+    async with console.sessions() as db:
+        stored = (await accounts.find_user(db, "sevda.operator")).password_hash
+    assert one_time[1] not in stored  # only its argon2 hash is kept
+    assert ("ilham.admin", "password_reset") in await audit_actions(console.sessions)
+    await admin.close()
+    await operator.close()
+
+
 # --- audit, escaping, headers -----------------------------------------------------------------
 
 

@@ -46,6 +46,10 @@ class AccountError(ValueError):
     """A request the account rules refuse; the message is fit to show to the admin."""
 
 
+class WrongPassword(AccountError):
+    """The current password given to change it was wrong (counted like a failed login)."""
+
+
 @functools.cache
 def dummy_hash() -> str:
     """A hash of nothing anyone knows: unknown usernames are verified against it so a login
@@ -217,6 +221,41 @@ async def _change_user(
         await db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id))
         await audit.record(db, actor, action, target=user.username)
     return user
+
+
+async def change_password(
+    sessions: async_sessionmaker, user_id: int, current: str, new: str, repeated: str
+) -> ConsoleUser:
+    """The user's own change: the current password first (a session left open on a shared
+    computer must not be enough to take the account over), then the policy. Every session of
+    the account ends, this one included: the user logs in again with the new password."""
+    async with sessions() as db:
+        user = await db.get(ConsoleUser, user_id)
+    if user is None or not user.active:
+        raise AccountError("No such user.")
+    if len(current) > MAX_PASSWORD or not await asyncio.to_thread(verify_password, user, current):
+        raise WrongPassword("The current password is wrong.")
+    if new != repeated:
+        raise AccountError("The two new passwords differ.")
+    if hmac.compare_digest(new.encode(), current.encode()):
+        raise AccountError("The new password must differ from the current one.")
+    check_password_policy(new)
+    hashed = await asyncio.to_thread(hash_password, new)
+    return await _change_user(
+        sessions, user_id, user.username, "password_changed", password_hash=hashed
+    )
+
+
+async def reset_password(
+    sessions: async_sessionmaker, user_id: int, actor: str
+) -> tuple[ConsoleUser, str]:
+    """An admin's reset for a forgotten password: a new one-time password, shown once, and the
+    account's sessions end. The authenticator stays: a reset password alone does not let anyone
+    in who does not also hold the owner's phone (reset that separately if it is lost too)."""
+    password = generate_password()
+    hashed = await asyncio.to_thread(hash_password, password)
+    user = await _change_user(sessions, user_id, actor, "password_reset", password_hash=hashed)
+    return user, password
 
 
 async def deactivate_user(sessions: async_sessionmaker, user_id: int, actor: str) -> ConsoleUser:

@@ -34,6 +34,8 @@ ACTIONS = frozenset(
         "user_created",
         "user_deactivated",
         "totp_reset",
+        "password_changed",
+        "password_reset",
         "claim",
         "read",
         "reply",

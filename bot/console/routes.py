@@ -57,7 +57,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/console/")
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
     request[LOGIN_CSRF] = token
-    response = render(request, "login.html")
+    response = render(request, "login.html", changed=request.query.get("changed") == "1")
     set_cookie(response, request, console_config(request), token, name=LOGIN_CSRF_COOKIE)
     return response
 
@@ -222,6 +222,11 @@ async def admin_users_submit(request: web.Request) -> web.StreamResponse:
                 raise accounts.AccountError("You cannot deactivate your own account.")
             user = await accounts.deactivate_user(db, user_id, admin.username)
             return await _users_page(request, notice=f"{user.username} is deactivated.")
+        if action == "reset_password":
+            if user_id == admin.id:
+                raise accounts.AccountError("Change your own password on your account page.")
+            user, password = await accounts.reset_password(db, user_id, admin.username)
+            return await _users_page(request, reset=user.username, one_time_password=password)
         if action == "reset_totp":
             user = await accounts.reset_totp(db, user_id, admin.username)
             return await _users_page(
@@ -232,6 +237,40 @@ async def admin_users_submit(request: web.Request) -> web.StreamResponse:
     except ValueError:
         pass
     return error_page(request, 400, "Unknown request.")
+
+
+@require_role()
+async def account_page(request: web.Request) -> web.StreamResponse:
+    return render(request, "account.html")
+
+
+@require_role()
+async def account_submit(request: web.Request) -> web.StreamResponse:
+    """Change one's own password; then every session of the account ends, so log in again."""
+    user = current_user(request)
+    form = await form_fields(request)
+    address = client_address(request, console_config(request))
+    async with console_db(request)() as db:
+        if await throttle.is_blocked(db, user.username, address):
+            return render(request, "account.html", status=429, error=throttle.MESSAGE)
+    try:
+        await accounts.change_password(
+            console_db(request),
+            user.id,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            form.get("repeat_password", ""),
+        )
+    except accounts.WrongPassword as exc:
+        # Guessing the current password from an open session counts like failed logins.
+        async with console_db(request)() as db, db.begin():
+            await throttle.record_failure(db, user.username, address)
+        return render(request, "account.html", status=400, error=str(exc))
+    except accounts.AccountError as exc:
+        return render(request, "account.html", status=400, error=str(exc))
+    response = redirect("/console/login?changed=1")
+    clear_cookie(response)
+    return response
 
 
 @require_role("supervisor", "admin")
@@ -291,6 +330,8 @@ def setup_console(
     router.add_get("/console/admin/users", admin_users)
     router.add_post("/console/admin/users", admin_users_submit)
     router.add_get("/console/audit", audit_page)
+    router.add_get("/console/account", account_page)
+    router.add_post("/console/account", account_submit)
     setup_operator_pages(app)  # queue, cases, dashboard (bot.console.workspace)
     setup_knowledge_page(app)  # admin: knowledge counts, unverified entries, reload
     router.add_static("/console/static", STATIC, name="console_static")
