@@ -77,6 +77,7 @@ bench: setup $(MODEL)
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_telegram.py
 	$(PY) benchmarks/bench_console.py
+	$(PY) benchmarks/bench_history.py
 	$(PY) benchmarks/bench_soak.py
 
 lint: $(VENV)/.stamp
