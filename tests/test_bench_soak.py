@@ -9,7 +9,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from benchmarks.bench_soak import Person, Soak, Turn, judge
+import pytest
+
+from benchmarks.bench_soak import Person, Soak, Turn, judge, parse_args
 
 NOTES = {"Sorry, I saved your message.": "text_tg_engine_down", "Here it is:": "text_tg_late_reply"}
 
@@ -82,3 +84,19 @@ def test_message_the_engine_never_saw_is_flagged() -> None:
     p = person([Turn("text", "hi", 0.0, 60.0)])
     verdicts, _ = judge(p, chat(("in", "hi")), tracker())
     assert verdicts[0].lost == 1 and not verdicts[0].reached_engine
+
+
+def test_the_production_profile_needs_postgresql_and_redis() -> None:
+    """Two engines on SQLite files or without the lock store would not be the production
+    profile: refused before anything starts."""
+    for argv in (
+        ["--profile", "production"],
+        ["--profile", "production", "--redis-url", "redis://127.0.0.1:6379/3"],
+        ["--profile", "production", "--database-url", "postgresql://u@h/soak"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+    soak = parse_args(["--profile", "production", "--database-url", "postgresql://u@h/soak",
+                       "--redis-url", "redis://127.0.0.1:6379/3"])  # fmt: skip
+    assert (soak.profile, soak.redis_url) == ("production", "redis://127.0.0.1:6379/3")
+    assert parse_args([]).profile == "single"
