@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,8 @@ from bot.config import ROOT, Settings
 from bot.devtools.emulator import RunningEmulator, running_emulator
 from bot.responses import load_contacts, load_responses
 from bot.stack import RunningStack, free_port, running_stack
+from bot.storage.schema import upgrade
+from tests.pgcluster import PrivateCluster, private_cluster
 
 TEST_BOT_TOKEN = "424242001:test-token"
 
@@ -67,4 +70,13 @@ async def stack(
     async with running_stack(
         settings, engine_port=free_port(), work_dir=work, action_proxy=True
     ) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def cluster() -> AsyncIterator[PrivateCluster]:
+    """A private PostgreSQL cluster (tests/pgcluster.py) with our schema, for one test that
+    stops and starts it."""
+    with private_cluster() as running:
+        await asyncio.to_thread(upgrade, running.url)
         yield running

@@ -25,17 +25,9 @@ from actions.screening import INDICATORS, STRONG, ActionScreeningResult
 from bot.nlg import ResponseRenderer
 from bot.storage.models import Escalation, Screening
 from bot.storage.repo import Repository
-from bot.storage.schema import upgrade
 from bot.storage.transient import RETRY_DELAYS
 from tests.db import loaded_repository
-from tests.pgcluster import PrivateCluster, private_cluster
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[PrivateCluster]:
-    with private_cluster() as running:
-        await asyncio.to_thread(upgrade, running.url)
-        yield running
+from tests.pgcluster import PrivateCluster
 
 
 @pytest.fixture

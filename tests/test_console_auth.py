@@ -365,7 +365,8 @@ async def test_role_boundaries(console: Console) -> None:
     await anonymous.close()
 
 
-async def test_admin_deactivates_and_resets_totp(console: Console) -> None:
+async def admin_and_operator(console: Console) -> tuple[Browser, Browser, ConsoleUser, str]:
+    """An admin and an operator, both logged in; the operator's account and TOTP secret."""
     admin_secret = await enrolled_user(console.sessions, "ilham.admin", "admin")
     op_secret = await enrolled_user(console.sessions, "sevda.operator", "operator")
     admin, operator = console.browser(), console.browser()
@@ -373,6 +374,12 @@ async def test_admin_deactivates_and_resets_totp(console: Console) -> None:
     await operator.login("sevda.operator", op_secret)
     async with console.sessions() as db:
         op = await accounts.find_user(db, "sevda.operator")
+    assert op is not None
+    return admin, operator, op, op_secret
+
+
+async def test_admin_deactivates_and_resets_totp(console: Console) -> None:
+    admin, operator, op, _ = await admin_and_operator(console)
 
     resp, body = await admin.post(
         "/console/admin/users", {"action": "reset_totp", "user_id": op.id}
@@ -465,13 +472,8 @@ async def test_guessing_the_current_password_is_throttled(console: Console) -> N
 
 
 async def test_admin_resets_a_forgotten_password(console: Console) -> None:
-    admin_secret = await enrolled_user(console.sessions, "ilham.admin", "admin")
-    op_secret = await enrolled_user(console.sessions, "sevda.operator", "operator")
-    admin, operator = console.browser(), console.browser()
-    await admin.login("ilham.admin", admin_secret)
-    await operator.login("sevda.operator", op_secret)
+    admin, operator, op, op_secret = await admin_and_operator(console)
     async with console.sessions() as db:
-        op = await accounts.find_user(db, "sevda.operator")
         me = await accounts.find_user(db, "ilham.admin")
     resp, body = await admin.get("/console/admin/users")
     assert 'value="reset_password"' in body

@@ -14,17 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import make_engine, make_sessionmaker
 from bot.storage.models import TelegramUpdate
-from bot.storage.schema import upgrade
 from bot.storage.transient import RETRY_DELAYS, DatabaseUnavailable, is_transient, with_retries
 from bot.telegram.state import ChatStore, Claim
-from tests.pgcluster import PrivateCluster, private_cluster
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[PrivateCluster]:
-    with private_cluster() as running:
-        await asyncio.to_thread(upgrade, running.url)
-        yield running
+from tests.pgcluster import PrivateCluster
 
 
 @pytest.fixture

@@ -398,26 +398,20 @@ class Emulator:
             if not self.pending:
                 await self.wait_change(3600)
                 continue
-            item = self.pending[0]
-            delivered = await self._post_with_retries(item.update)
-            if item in self.pending:
-                self.pending.remove(item)
-            if not delivered:
-                self.webhook_stats["dropped"] += 1
-            self._notify()
+            await self._deliver(self.pending[0])
+
+    async def _deliver(self, item: PendingUpdate) -> None:
+        """Post one update (with retries); it leaves the queue delivered or dropped."""
+        delivered = await self._post_with_retries(item.update)
+        if item in self.pending:
+            self.pending.remove(item)
+        if not delivered:
+            self.webhook_stats["dropped"] += 1
+        self._notify()
 
     async def _parallel_webhook_loop(self) -> None:
         """Up to ``max_connections`` deliveries at once, a chat's updates one after another."""
         busy: dict[int | None, asyncio.Task[None]] = {}  # chat → its delivery in flight
-
-        async def deliver(item: PendingUpdate) -> None:
-            delivered = await self._post_with_retries(item.update)
-            if item in self.pending:
-                self.pending.remove(item)
-            if not delivered:
-                self.webhook_stats["dropped"] += 1
-            self._notify()
-
         try:
             while self.webhook:
                 self.pending = [p for p in self.pending if self._allowed(p)]
@@ -432,7 +426,7 @@ class Emulator:
                     if chat in busy or chat in waiting:
                         waiting.add(chat)  # behind the chat's earlier update
                         continue
-                    busy[chat] = asyncio.get_running_loop().create_task(deliver(item))
+                    busy[chat] = asyncio.get_running_loop().create_task(self._deliver(item))
                     waiting.add(chat)
                 await self.wait_change(3600)
         finally:
