@@ -481,6 +481,7 @@ async def test_admin_resets_a_forgotten_password(console: Console) -> None:
         "/console/admin/users", {"action": "reset_password", "user_id": op.id}
     )
     assert resp.status == 200 and "is reset" in body
+    assert "authenticator at their first login" not in body  # it is kept, not set up again
     one_time = re.search(r'<p class="secret"><code>([^<]+)</code>', body)
     assert one_time and one_time[1] != PASSWORD
     resp, _ = await operator.get("/console/")
