@@ -22,6 +22,7 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryA
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.devtools.telegram_emulator import EmulatorError, RunningEmulator, running_emulator
+from bot.server import start_site
 from bot.stack import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -376,10 +377,8 @@ async def test_webhook_delivery_with_secret_and_retry(
 
     app = web.Application()
     app.router.add_post("/tg", receiver)
-    runner = web.AppRunner(app)
-    await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await start_site(app, "127.0.0.1", port)
     try:
         assert await bot.set_webhook(f"http://127.0.0.1:{port}/tg", secret_token="s3cret-Token")
         with pytest.raises(Conflict, match="webhook is active"):
@@ -509,10 +508,8 @@ async def test_parallel_webhook_delivery_keeps_each_chats_order(
 
     app = web.Application()
     app.router.add_post("/tg", receiver)
-    runner = web.AppRunner(app)
-    await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await start_site(app, "127.0.0.1", port)
     chats = [7_200_000_101 + i for i in range(4)]
     emu.state.webhook_parallel = True
     try:
